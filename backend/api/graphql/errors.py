@@ -1,0 +1,45 @@
+"""GraphQL errors with a stable `extensions.code`, and domain errors as typed results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+
+from backend.api.graphql.mirror import camel_problems
+from backend.api.graphql.types.errors import (
+    ConflictError,
+    FieldError,
+    InUseError,
+    NotFoundError,
+    ValidationError,
+)
+from backend.core.errors import Conflict, DomainError, InUse, NotFound, ValidationFailed
+from strawberry.utils.str_converters import to_camel_case
+
+BAD_USER_INPUT = "BAD_USER_INPUT"
+INTERNAL = "INTERNAL"
+
+
+class ClientError(GraphQLError):
+    """An error the caller caused; shown as is (never masked), with its code."""
+
+    def __init__(self, message: str, code: str = BAD_USER_INPUT, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": code, **extensions})
+
+
+def error_result(error: DomainError) -> Any:
+    """The schema's typed result for a domain error raised by a service."""
+    if isinstance(error, ValidationFailed):
+        fields = [FieldError(field=p.field, message=p.message) for p in camel_problems(error)]
+        return ValidationError(code=error.code, message=error.message, fields=fields)
+    if isinstance(error, NotFound):
+        return NotFoundError(
+            code=error.code, message=error.message, entity=error.entity, id=error.entity_id
+        )
+    if isinstance(error, Conflict):
+        field = to_camel_case(error.field) if error.field else None
+        return ConflictError(code=error.code, message=error.message, field=field)
+    if isinstance(error, InUse):
+        return InUseError(code=error.code, message=error.message, used_by=error.used_by)
+    raise error

@@ -1,0 +1,80 @@
+"""Schema extensions: query limits that keep the validation cache working, and error policy.
+
+Limits: the depth and alias rules are built once per schema and registered through
+`AddValidationRules`; the factory forms of QueryDepthLimiter/MaxAliasesLimiter would build a new
+rule class per request, which defeats ValidationCache (notes/strawberry.md §1.6).
+
+Errors: expected errors keep their message and `extensions.code`; anything else that happened while
+resolving a field is a bug, already logged with its traceback by `CrewQLSchema.process_errors`,
+and is answered as "Unexpected error." with code INTERNAL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaskErrors,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.extensions.max_aliases import create_validator as alias_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+
+from backend.api.graphql.errors import INTERNAL
+from backend.config.settings import Settings
+from backend.core.errors import DomainError
+
+CACHE_SIZE = 1_000
+
+
+def is_expected(error: GraphQLError) -> bool:
+    """Errors whose text is for the caller: request errors and the ones we raise on purpose."""
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError | DomainError):
+        return True
+    # Variable coercion (a bad DateTime, a malformed ID) happens before execution, with no path.
+    return error.path is None
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda error: not is_expected(error))
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": INTERNAL}
+        return masked
+
+
+class FreshLoadersPerOperation(SchemaExtension):
+    """A websocket shares one context between its operations; give each fresh DataLoaders."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if hasattr(context, "request") and context.request.scope["type"] == "websocket":
+            context.renew_loaders()
+        yield
+
+
+def build_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | type]:
+    rules = [
+        depth_rule(max_depth=settings.max_query_depth, should_ignore=None),
+        alias_rule(max_alias_count=settings.max_aliases),
+    ]
+    extensions: list[Callable[[], SchemaExtension] | type] = [
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ParserCache(maxsize=CACHE_SIZE),
+        lambda: AddValidationRules(rules),
+        lambda: ValidationCache(maxsize=CACHE_SIZE),
+        MaskUnexpectedErrors,
+        FreshLoadersPerOperation,
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return extensions

@@ -1,0 +1,109 @@
+"""Mechanical mirrors between the Pydantic schemas and GraphQL.
+
+Inputs: a GraphQL input type is generated from each create/update schema, field for field, so a
+field and its constraints are declared once (in the schema). Every optional input field defaults
+to UNSET, which lets an update tell "not sent" (leave unchanged) from `null` (clear it).
+Outputs: response schemas become Strawberry types through `strawberry.experimental.pydantic`;
+`to_type` fills them without re-validating what the service already returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+import strawberry
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from strawberry.utils.str_converters import to_camel_case
+
+from backend.core.errors import FieldProblem, ValidationFailed
+
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+
+def _graphql_annotation(annotation: Any) -> Any:
+    """Maps a Pydantic field annotation to the GraphQL-facing Python type."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _graphql_annotation(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        inner = _graphql_annotation(args[0])
+        return inner | None
+    if origin is list:
+        return list[_graphql_annotation(typing.get_args(annotation)[0])]  # type: ignore[misc]
+    if annotation is uuid.UUID:
+        return strawberry.ID
+    if annotation in (str, int, float, bool, datetime) or (
+        isinstance(annotation, type) and issubclass(annotation, Enum)
+    ):
+        return annotation
+    raise TypeError(f"no GraphQL mapping for {annotation!r}")
+
+
+def input_type(model: type[BaseModel], name: str, *, partial: bool, description: str) -> type:
+    """Builds `@strawberry.input class <name>` mirroring `model`'s fields (snake_case → camelCase)."""
+    namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__}
+    for field_name, info in model.model_fields.items():
+        annotation = _graphql_annotation(info.annotation)
+        if partial or not info.is_required():
+            annotation = annotation | None
+            namespace[field_name] = strawberry.field(
+                default=strawberry.UNSET, description=info.description
+            )
+        else:
+            namespace[field_name] = strawberry.field(description=info.description)
+        namespace["__annotations__"][field_name] = annotation
+    cls = type(name, (), namespace)
+    return strawberry.input(cls, description=description)
+
+
+def _camel_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(to_camel_case(part) if isinstance(part, str) else str(part) for part in loc)
+
+
+def to_schema(model: type[SchemaT], value: object) -> SchemaT:
+    """Validates a GraphQL input object with its schema; problems name camelCase input paths."""
+    raw = {
+        f.name: getattr(value, f.name)
+        for f in dataclasses.fields(value)  # type: ignore[arg-type]
+        if getattr(value, f.name) is not strawberry.UNSET
+    }
+    try:
+        return model.model_validate(raw)
+    except PydanticValidationError as exc:
+        raise ValidationFailed(
+            [FieldProblem(_camel_path(err["loc"]), err["msg"]) for err in exc.errors()]
+        ) from None
+
+
+def camel_problems(error: ValidationFailed) -> list[FieldProblem]:
+    """Service-side problems name schema fields in snake_case; clients see input names."""
+    return [FieldProblem(to_camel_case(p.field), p.message) for p in error.problems]
+
+
+def to_type(gql_type: type, schema: type[BaseModel]) -> Callable[[BaseModel], Any]:
+    """A fast converter from a response schema instance to its Strawberry type.
+
+    UUIDs become strings (GraphQL IDs); everything else is passed as is. No validation runs:
+    the values come from the service, which built them from stored rows.
+    """
+    id_fields = [n for n, f in schema.model_fields.items() if f.annotation is uuid.UUID]
+    id_list_fields = [n for n, f in schema.model_fields.items() if f.annotation == list[uuid.UUID]]
+
+    def convert(instance: BaseModel) -> Any:
+        values = dict(instance.__dict__)
+        for name in id_fields:
+            values[name] = str(values[name])
+        for name in id_list_fields:
+            values[name] = [str(v) for v in values[name]]
+        return gql_type(**values)
+
+    return convert

@@ -1,0 +1,71 @@
+"""Cursor handling for every connection: opaque cursors, a capped page size."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from backend.api.graphql.errors import ClientError
+from backend.api.graphql.types.pagination import Connection, Edge, PageInfo
+from backend.config.settings import Settings
+from backend.schemas import PageRequest
+
+NodeT = TypeVar("NodeT")
+_PREFIX = "c1:"
+
+
+def encode_cursor(item_id: uuid.UUID | str) -> str:
+    return base64.urlsafe_b64encode(f"{_PREFIX}{item_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode()).decode()
+        if not raw.startswith(_PREFIX):
+            raise ValueError(raw)
+        return uuid.UUID(raw[len(_PREFIX) :])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ClientError(
+            "`after` is not a cursor this server gave out; use pageInfo.endCursor."
+        ) from None
+
+
+def page_request(settings: Settings, first: int | None, after: str | None) -> PageRequest:
+    size = settings.default_page_size if first is None else first
+    if not 0 <= size <= settings.max_page_size:
+        raise ClientError(
+            f"`first` must be between 0 and {settings.max_page_size}.", argument="first"
+        )
+    return PageRequest(first=size, after=None if after is None else decode_cursor(after))
+
+
+def connection(
+    nodes: Sequence[NodeT],
+    *,
+    has_next_page: bool,
+    has_previous_page: bool,
+    node_id: Callable[[NodeT], Any] = lambda node: node.id,  # type: ignore[attr-defined]
+) -> Connection[NodeT]:
+    edges = [Edge(cursor=encode_cursor(node_id(node)), node=node) for node in nodes]
+    return Connection(
+        edges=edges,
+        nodes=list(nodes),
+        page_info=PageInfo(
+            has_next_page=has_next_page,
+            has_previous_page=has_previous_page,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )
+
+
+def parse_id(value: str) -> uuid.UUID | None:
+    """An id that is not a UUID names nothing: it is answered as an unknown id."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None

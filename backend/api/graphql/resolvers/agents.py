@@ -1,0 +1,110 @@
+"""Agent queries and mutations: parse, call CrewService, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from backend.api.graphql.context import Info
+from backend.api.graphql.errors import error_result
+from backend.api.graphql.mirror import to_schema
+from backend.api.graphql.pagination import connection, page_request, parse_id
+from backend.api.graphql.prefetch import Graph
+from backend.api.graphql.types.agent import Agent
+from backend.api.graphql.types.errors import (
+    ConflictError,
+    Deleted,
+    InUseError,
+    NotFoundError,
+    ValidationError,
+)
+from backend.api.graphql.types.inputs import AgentCreateInput, AgentUpdateInput, NameTimeFilter
+from backend.api.graphql.types.pagination import Connection
+from backend.core.errors import DomainError, NotFound
+from backend.schemas import AgentCreate, AgentUpdate, TimeRange
+
+CreateAgentResult = Annotated[
+    Agent | ValidationError | ConflictError, strawberry.union("CreateAgentResult")
+]
+UpdateAgentResult = Annotated[
+    Agent | ValidationError | NotFoundError | ConflictError, strawberry.union("UpdateAgentResult")
+]
+DeleteAgentResult = Annotated[
+    Deleted | NotFoundError | InUseError | ConflictError, strawberry.union("DeleteAgentResult")
+]
+
+
+@strawberry.type
+class AgentQuery:
+    @strawberry.field(description="One agent of your workspace, or null if there is none.")
+    async def agent(self, info: Info, id: strawberry.ID) -> Agent | None:
+        agent_id = parse_id(id)
+        if agent_id is None:
+            return None
+        found = await info.context.loaders.agent.load(agent_id)
+        return None if found is None else Graph(info).agents([found])[0]
+
+    @strawberry.field(description="Agents of your workspace, newest first.")
+    async def agents(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: NameTimeFilter | None = None,
+    ) -> Connection[Agent]:
+        ctx = info.context
+        flt = filter or NameTimeFilter()
+        page = await ctx.services.crews.list_agents(
+            ctx.workspace_id,
+            page_request(ctx.settings, first, after),
+            name_contains=flt.name_contains,
+            created=TimeRange(flt.created_after, flt.created_before),
+        )
+        return connection(
+            Graph(info).agents(page.items),
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+        )
+
+
+@strawberry.type
+class AgentMutation:
+    @strawberry.mutation(description="Define an agent: who it is and which model it uses.")
+    async def create_agent(self, info: Info, input: AgentCreateInput) -> CreateAgentResult:
+        ctx = info.context
+        try:
+            agent = await ctx.services.crews.create_agent(
+                ctx.workspace_id, to_schema(AgentCreate, input)
+            )
+        except DomainError as error:
+            return error_result(error)  # type: ignore[no-any-return]
+        return Graph(info).agents([agent])[0]
+
+    @strawberry.mutation(description="Change an agent; fields you omit stay as they are.")
+    async def update_agent(
+        self, info: Info, id: strawberry.ID, input: AgentUpdateInput
+    ) -> UpdateAgentResult:
+        ctx = info.context
+        try:
+            agent_id = parse_id(id)
+            if agent_id is None:
+                raise NotFound("Agent", id)
+            agent = await ctx.services.crews.update_agent(
+                ctx.workspace_id, agent_id, to_schema(AgentUpdate, input)
+            )
+        except DomainError as error:
+            return error_result(error)  # type: ignore[no-any-return]
+        return Graph(info).agents([agent])[0]
+
+    @strawberry.mutation(description="Delete an agent that no task uses.")
+    async def delete_agent(self, info: Info, id: strawberry.ID) -> DeleteAgentResult:
+        ctx = info.context
+        try:
+            agent_id = parse_id(id)
+            if agent_id is None:
+                raise NotFound("Agent", id)
+            deleted = await ctx.services.crews.delete_agent(ctx.workspace_id, agent_id)
+        except DomainError as error:
+            return error_result(error)  # type: ignore[no-any-return]
+        return Deleted(id=strawberry.ID(str(deleted)))

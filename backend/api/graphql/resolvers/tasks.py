@@ -1,0 +1,116 @@
+"""Task queries and mutations: parse, call CrewService, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from backend.api.graphql.context import Info
+from backend.api.graphql.errors import ClientError, error_result
+from backend.api.graphql.mirror import to_schema
+from backend.api.graphql.pagination import connection, page_request, parse_id
+from backend.api.graphql.prefetch import Graph
+from backend.api.graphql.types.errors import (
+    ConflictError,
+    Deleted,
+    InUseError,
+    NotFoundError,
+    ValidationError,
+)
+from backend.api.graphql.types.inputs import TaskCreateInput, TaskFilter, TaskUpdateInput
+from backend.api.graphql.types.pagination import Connection
+from backend.api.graphql.types.task import Task
+from backend.core.errors import DomainError, NotFound
+from backend.schemas import TaskCreate, TaskUpdate, TimeRange
+
+CreateTaskResult = Annotated[
+    Task | ValidationError | ConflictError, strawberry.union("CreateTaskResult")
+]
+UpdateTaskResult = Annotated[
+    Task | ValidationError | NotFoundError | ConflictError, strawberry.union("UpdateTaskResult")
+]
+DeleteTaskResult = Annotated[
+    Deleted | NotFoundError | InUseError | ConflictError, strawberry.union("DeleteTaskResult")
+]
+
+
+@strawberry.type
+class TaskQuery:
+    @strawberry.field(description="One task of your workspace, or null if there is none.")
+    async def task(self, info: Info, id: strawberry.ID) -> Task | None:
+        task_id = parse_id(id)
+        if task_id is None:
+            return None
+        found = await info.context.loaders.task.load(task_id)
+        return None if found is None else (await Graph(info).tasks([found]))[0]
+
+    @strawberry.field(description="Tasks of your workspace, newest first.")
+    async def tasks(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: TaskFilter | None = None,
+    ) -> Connection[Task]:
+        ctx = info.context
+        flt = filter or TaskFilter()
+        agent_id = None
+        if flt.agent_id is not None:
+            agent_id = parse_id(flt.agent_id)
+            if agent_id is None:
+                raise ClientError("`filter.agentId` is not a valid id.", argument="filter")
+        page = await ctx.services.crews.list_tasks(
+            ctx.workspace_id,
+            page_request(ctx.settings, first, after),
+            name_contains=flt.name_contains,
+            agent_id=agent_id,
+            created=TimeRange(flt.created_after, flt.created_before),
+        )
+        return connection(
+            await Graph(info).tasks(page.items),
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+        )
+
+
+@strawberry.type
+class TaskMutation:
+    @strawberry.mutation(description="Define a task for an agent, reading earlier tasks' output.")
+    async def create_task(self, info: Info, input: TaskCreateInput) -> CreateTaskResult:
+        ctx = info.context
+        try:
+            task = await ctx.services.crews.create_task(
+                ctx.workspace_id, to_schema(TaskCreate, input)
+            )
+        except DomainError as error:
+            return error_result(error)  # type: ignore[no-any-return]
+        return (await Graph(info).tasks([task]))[0]
+
+    @strawberry.mutation(description="Change a task; fields you omit stay as they are.")
+    async def update_task(
+        self, info: Info, id: strawberry.ID, input: TaskUpdateInput
+    ) -> UpdateTaskResult:
+        ctx = info.context
+        try:
+            task_id = parse_id(id)
+            if task_id is None:
+                raise NotFound("Task", id)
+            task = await ctx.services.crews.update_task(
+                ctx.workspace_id, task_id, to_schema(TaskUpdate, input)
+            )
+        except DomainError as error:
+            return error_result(error)  # type: ignore[no-any-return]
+        return (await Graph(info).tasks([task]))[0]
+
+    @strawberry.mutation(description="Delete a task that no crew and no other task uses.")
+    async def delete_task(self, info: Info, id: strawberry.ID) -> DeleteTaskResult:
+        ctx = info.context
+        try:
+            task_id = parse_id(id)
+            if task_id is None:
+                raise NotFound("Task", id)
+            deleted = await ctx.services.crews.delete_task(ctx.workspace_id, task_id)
+        except DomainError as error:
+            return error_result(error)  # type: ignore[no-any-return]
+        return Deleted(id=strawberry.ID(str(deleted)))

@@ -1,0 +1,47 @@
+"""The GraphQL schema: every domain's queries and mutations merged, with our extensions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from loguru import logger
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from backend.api.graphql.extensions import build_extensions, is_expected
+from backend.api.graphql.resolvers.agents import AgentMutation, AgentQuery
+from backend.api.graphql.resolvers.crews import CrewMutation, CrewQuery
+from backend.api.graphql.resolvers.tasks import TaskMutation, TaskQuery
+from backend.config.settings import Settings
+
+Query = merge_types("Query", (AgentQuery, TaskQuery, CrewQuery))
+Mutation = merge_types("Mutation", (AgentMutation, TaskMutation, CrewMutation))
+
+
+class CrewQLSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        operation = execution_context.operation_name if execution_context else None
+        for error in errors:
+            if is_expected(error):
+                logger.debug("GraphQL request error in {}: {}", operation or "-", error.message)
+                continue
+            original = error.original_error
+            logger.opt(exception=original).error(
+                "unexpected error in operation {} at {}: {!r}",
+                operation or "<anonymous>",
+                ".".join(map(str, error.path or [])),
+                original,
+            )
+
+
+def build_schema(settings: Settings, **kwargs: Any) -> CrewQLSchema:
+    return CrewQLSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=build_extensions(settings),
+        **kwargs,
+    )

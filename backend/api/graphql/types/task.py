@@ -1,0 +1,29 @@
+"""The GraphQL Task type: the fields of `TaskResponse`, plus its agent and context tasks.
+
+The relations are plain attributes filled in batches by `prefetch` from what the operation
+selects, so resolving them costs no per-item coroutine (see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from backend.api.graphql.types.agent import Agent
+from backend.schemas import TaskResponse
+
+
+@strawberry.experimental.pydantic.type(model=TaskResponse, all_fields=True)
+class Task:
+    id: strawberry.ID
+    agent_id: strawberry.ID
+    context_task_ids: list[strawberry.ID]
+    agent: Agent = strawberry.field(
+        default=None, description="The agent that performs this task."  # type: ignore[arg-type]
+    )
+    context: list[Annotated[Task, strawberry.lazy("backend.api.graphql.types.task")]] = (
+        strawberry.field(
+            default_factory=list, description="Tasks whose output this task reads, in order."
+        )
+    )

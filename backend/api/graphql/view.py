@@ -1,0 +1,209 @@
+"""The GraphQL endpoint: Strawberry's ASGI view, made to follow the GraphQL-over-HTTP spec.
+
+What we add to Strawberry's view, and why:
+- Every request error is a GraphQL error in JSON with `extensions.code` and the right status
+  (Strawberry answers them in plain text): malformed JSON 400, wrong content type 415, oversized
+  body 413, a mutation over GET 405, an unknown operation name 400.
+- `application/graphql-response+json` when the client accepts it; then a request that never
+  reached execution (parse, validation, variables) answers 400, as the spec asks.
+- JSON is encoded with orjson; GraphiQL is served from our own assets (works offline).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.async_base_view import AsyncHTTPRequestAdapter
+from strawberry.http.parse_content_type import parse_content_type
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
+
+from backend.api.graphiql import graphiql_html
+from backend.api.graphql.context import Context
+from backend.api.graphql.loaders import Loaders
+from backend.config.settings import Settings
+from backend.models import DEFAULT_WORKSPACE_ID
+from backend.services.container import Services
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+STATUS_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def negotiate(accept: str | None) -> str:
+    """The response media type for an Accept header (spec §"Accept"): ours first, JSON if absent."""
+    if not accept:
+        return JSON
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        if media == GRAPHQL_RESPONSE and "q=0" not in params:
+            return GRAPHQL_RESPONSE
+    return JSON
+
+
+def request_error_code(message: str) -> str:
+    if message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED"
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, schema: Any, settings: Settings, services: Services) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql else None,
+            allowed_origins=tuple(settings.allowed_origins),
+        )
+        self.settings = settings
+        self.services = services
+
+    # ------------------------------------------------------------------ ASGI entry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        limit = self.settings.max_body_bytes
+        headers = dict(scope["headers"])
+        media_type = negotiate(headers.get(b"accept", b"").decode("latin-1"))
+        declared = headers.get(b"content-length")
+        try:
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise BodyTooLarge
+            request = Request(scope, receive=self._limited(receive, limit))
+            response = await self.run(request)
+        except BodyTooLarge:
+            response = self.error_response(413, f"The request body exceeds {limit} bytes.", media_type)
+        except HTTPException as exc:
+            response = self.error_response(exc.status_code, exc.reason, media_type)
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _limited(receive: Receive, limit: int) -> Receive:
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge
+            return message
+
+        return limited
+
+    def error_response(self, status: int, message: str, media_type: str) -> Response:
+        body = {"errors": [{"message": message, "extensions": {"code": STATUS_CODES.get(status, "BAD_REQUEST")}}]}
+        headers = {"Allow": "GET, POST"} if status == 405 else None
+        return Response(
+            orjson.dumps(body), status_code=status, media_type=media_type, headers=headers
+        )
+
+    # ------------------------------------------------------------------ Strawberry hooks
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        workspace_id = DEFAULT_WORKSPACE_ID
+        return Context(
+            request=request,
+            response=response,
+            settings=self.settings,
+            services=self.services,
+            workspace_id=workspace_id,
+            loaders=Loaders(self.services, workspace_id),
+        )
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = negotiate(request.headers.get("accept"))
+        request.state.sub_response = sub_response
+        return sub_response
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # Strawberry runs `?query=` as a query even for a browser; a browser gets GraphiQL with the
+        # query in its editor (links to GraphiQL with a prepared query work that way).
+        if super().should_render_graphql_ide(request):
+            return True
+        accept = request.headers.get("accept", "")
+        return bool(self.graphql_ide) and request.method == "GET" and "text/html" in accept
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(graphiql_html(request.url.path, "/graphiql/static"))
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise json.JSONDecodeError(str(exc), "", 0) from exc
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method == "POST":
+            content_type, _ = parse_content_type(request.content_type or "")
+            if content_type != JSON:
+                raise HTTPException(415, "POST requests must have Content-Type: application/json.")
+        try:
+            data = await super().parse_http_body(request)
+        except HTTPException as exc:
+            if exc.reason == "Batching is not enabled":
+                raise HTTPException(400, "Batched requests (a JSON array) are not supported.") from exc
+            raise
+        if not isinstance(data, list) and not data.query:
+            raise HTTPException(400, "No GraphQL query found in the request.")
+        return data
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as exc:
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                raise HTTPException(405, "Only queries are allowed over GET; use POST.") from exc
+            raise
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        if not isinstance(result, PreExecutionError):
+            return await super().process_result(request, result)
+        # The request never reached execution: no "data" key, each error says why.
+        errors = []
+        for error in result.errors or []:
+            formatted = dict(error.formatted)
+            formatted.setdefault("extensions", {"code": request_error_code(error.message)})
+            errors.append(formatted)
+        sub_response: Response = request.state.sub_response
+        if sub_response.media_type == GRAPHQL_RESPONSE:
+            sub_response.status_code = 400
+        return {"errors": errors}
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        media_type = sub_response.media_type or JSON
+        response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        return response

@@ -1,0 +1,38 @@
+"""Operational endpoints: liveness and readiness, for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from loguru import logger
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from backend.db.migrate import current_revision
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """The process is up and serving; says nothing about the database on purpose."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database answers and is migrated to the revision this code expects."""
+    state = request.app.state
+    try:
+        async with state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        revision = await current_revision(state.engine)
+    except Exception as exc:  # readiness reports any failure instead of raising it
+        logger.warning("readiness check failed: database unreachable: {}", exc)
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    if revision != state.head_revision:
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "database": "not migrated",
+                "revision": revision,
+                "expected": state.head_revision,
+            },
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok", "database": "ok", "revision": revision})

@@ -1,0 +1,113 @@
+"""The `crewql` command: serve the API, migrate the database, export the schema.
+
+Each command reads the same settings (environment and `.env`); flags override the few that people
+change by hand. A bad setting ends the command with one line that names it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from backend.config.settings import Settings, SettingsError, load_settings
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    overrides = {k: v for k, v in extra.items() if v is not None}
+    for name in ("host", "port", "log_level", "database_url"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return load_settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from backend.config.logging import configure_logging
+    from backend.main import create_app
+
+    settings = _settings(args)
+    configure_logging(settings)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from loguru import logger
+
+    from backend.config.logging import configure_logging
+    from backend.db.migrate import downgrade, upgrade
+
+    settings = _settings(args, service_name="migrate")
+    configure_logging(settings, service_name="migrate")
+    if args.downgrade:
+        downgrade(settings.database_url, args.revision or "base")
+    else:
+        upgrade(settings.database_url, args.revision or "head")
+    logger.info("database is at revision {}", args.revision or ("base" if args.downgrade else "head"))
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from backend.api.graphql.schema import build_schema
+
+    sdl = build_schema(load_settings(log_to_files=False)).as_str() + "\n"
+    if args.output:
+        Path(args.output).write_text(sdl, encoding="utf-8")
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crewql",
+        description="GraphQL API server for AI-agent crews. Settings come from CREWQL_* "
+        "environment variables and .env (see docs/configuration.md).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the GraphQL API (and GraphiQL) over HTTP")
+    serve.add_argument("--host", help="interface to bind (CREWQL_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (CREWQL_PORT, default 8000)")
+    serve.add_argument("--log-level", help="TRACE, DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument("--database-url", help="overrides CREWQL_DATABASE_URL")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    migrate.add_argument("--revision", help="target revision (default: head, or base with --downgrade)")
+    migrate.add_argument("--downgrade", action="store_true", help="downgrade instead of upgrade")
+    migrate.add_argument("--database-url", help="overrides CREWQL_DATABASE_URL")
+    migrate.set_defaults(func=cmd_migrate)
+
+    export = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export.add_argument("--output", "-o", help="write to this file instead of standard output")
+    export.set_defaults(func=cmd_export_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except SettingsError as exc:
+        print(f"crewql: {exc}", file=sys.stderr)  # noqa: T201 - the one line an operator sees
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""Logging: loguru everywhere, with the standard library's loggers routed into it.
+
+Files follow the seed's convention `{service_name}.{log_level}.{date}.log` under the log directory:
+one file at the configured level and one for errors only, so an operator can tail either.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+from types import FrameType
+
+from loguru import logger
+
+from backend.config.settings import Settings
+
+CONSOLE_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
+    "<cyan>{name}</cyan>:<cyan>{line}</cyan> - <level>{message}</level>"
+)
+FILE_FORMAT = "{time:YYYY-MM-DDTHH:mm:ss.SSSZZ} | {level: <8} | {process} | {name}:{line} - {message}"
+
+# Standard-library loggers whose records we want, and the level each starts at.
+ROUTED_LOGGERS = {
+    "uvicorn": logging.INFO,
+    "uvicorn.error": logging.INFO,
+    "uvicorn.access": logging.WARNING,
+    "strawberry": logging.INFO,
+    "strawberry.execution": logging.ERROR,
+    "sqlalchemy": logging.WARNING,
+    "alembic": logging.INFO,
+    "alembic.runtime.migration": logging.WARNING,
+    "asyncio": logging.WARNING,
+}
+
+
+class InterceptHandler(logging.Handler):
+    """Forwards a standard-library record to loguru, keeping its level and call site."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame: FrameType | None = inspect.currentframe()
+        depth = 0
+        while frame is not None and (depth == 0 or frame.f_code.co_filename == logging.__file__):
+            frame = frame.f_back
+            depth += 1
+        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+
+
+def configure_logging(settings: Settings, *, service_name: str | None = None) -> None:
+    """(Re)configure sinks; safe to call more than once (tests and the CLI both do)."""
+    name = service_name or settings.service_name
+    logger.remove()
+    logger.add(
+        sys.stderr,
+        level=settings.log_level,
+        format=CONSOLE_FORMAT,
+        serialize=settings.log_json,
+        backtrace=False,
+        diagnose=False,
+    )
+    if settings.log_to_files:
+        settings.log_dir.mkdir(parents=True, exist_ok=True)
+        for level in dict.fromkeys([settings.log_level, "ERROR"]):
+            logger.add(
+                str(settings.log_dir / f"{name}.{level}.{{time:YYYY-MM-DD}}.log"),
+                level=level,
+                format=FILE_FORMAT,
+                rotation="00:00",
+                retention="14 days",
+                enqueue=True,
+                backtrace=False,
+                diagnose=False,
+                serialize=settings.log_json,
+            )
+
+    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    for logger_name, level in ROUTED_LOGGERS.items():
+        std_logger = logging.getLogger(logger_name)
+        std_logger.handlers = []
+        std_logger.propagate = True
+        std_logger.setLevel(logging.INFO if settings.database_echo and logger_name == "sqlalchemy" else level)

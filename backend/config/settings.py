@@ -1,0 +1,100 @@
+"""Process-wide settings, read once from `CREWQL_*` environment variables and an optional `.env`.
+
+Everything that differs between a laptop and a fleet lives here, so that the same code runs both ways
+and a deployment is described by its environment alone.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CREWQL_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./crewql.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///file.db or postgresql+asyncpg://...",
+    )
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_echo: bool = False
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # None: migrate at start-up on SQLite (the embedded quick start), not on PostgreSQL, where
+    # several replicas start at once and `crewql migrate` is a deployment step of its own.
+    migrate_on_start: bool | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    service_name: str = Field(default="api", pattern=r"^[A-Za-z0-9_.-]+$")
+    log_level: LogLevel = "INFO"
+    log_dir: Path = Path("logs")
+    log_to_files: bool = True
+    log_json: bool = False
+
+    max_query_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=2_000, ge=10)
+    max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    max_page_size: int = Field(default=100, ge=1, le=1_000)
+    default_page_size: int = Field(default=20, ge=1)
+
+    graphiql: bool = True
+    introspection: bool = True
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
+
+
+class SettingsError(Exception):
+    """A setting could not be read; the message names it in one line for the operator."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning pydantic's multi-line report into one line per bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "_".join(str(part) for part in err["loc"]) or "settings"
+            problems.append(f"CREWQL_{name.upper()}: {err['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,93 @@
+"""The unit of work: one short session, its repositories, and one commit or rollback.
+
+A unit of work lives for one service call (or one DataLoader batch). Resolvers run concurrently,
+so a session is never shared between them, and never held across a subscription's `yield`.
+Callbacks registered with `after_commit` run only once the transaction is durable, which is how
+events reach subscribers only after the change they describe is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.core.errors import Conflict
+from backend.repositories.agent import AgentRepository
+from backend.repositories.crew import CrewRepository
+from backend.repositories.task import TaskRepository
+from backend.repositories.workspace import WorkspaceRepository
+
+AfterCommit = Callable[[], Awaitable[None] | None]
+
+
+class UnitOfWork:
+    session: AsyncSession
+    workspaces: WorkspaceRepository
+    agents: AgentRepository
+    tasks: TaskRepository
+    crews: CrewRepository
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._after_commit: list[AfterCommit] = []
+        self._committed = False
+
+    async def __aenter__(self) -> Self:
+        self.session = self._sessionmaker()
+        self.workspaces = WorkspaceRepository(self.session)
+        self.agents = AgentRepository(self.session)
+        self.tasks = TaskRepository(self.session)
+        self.crews = CrewRepository(self.session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None and not self._committed:
+                await self.commit()
+            elif exc_type is not None:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+        if isinstance(exc, IntegrityError):
+            # A constraint the service could not check in advance (a concurrent writer got there
+            # first): the caller's business, not a bug.
+            raise Conflict(
+                "The change conflicts with data stored meanwhile; read it again and retry."
+            ) from exc
+        if exc_type is None:
+            for callback in self._after_commit:
+                result = callback()
+                if result is not None:
+                    await result
+
+    async def commit(self) -> None:
+        try:
+            await self.session.commit()
+        except IntegrityError as exc:
+            await self.session.rollback()
+            raise Conflict(
+                "The change conflicts with data stored meanwhile; read it again and retry."
+            ) from exc
+        self._committed = True
+
+    async def flush(self) -> None:
+        """Surfaces constraint violations inside the transaction, where a service can react."""
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict("The change conflicts with stored data.") from exc
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        self._after_commit.append(callback)
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -1,0 +1,63 @@
+"""The application factory: settings in, a Starlette app out.
+
+Everything the process shares (engine, services, schema) is built here once and torn down by
+the lifespan, so tests can build as many independent apps as they like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from loguru import logger
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from backend.api.graphiql import STATIC_DIR
+from backend.api.graphql.schema import build_schema
+from backend.api.graphql.view import GraphQLView
+from backend.api.routes import healthz, readyz
+from backend.config.settings import Settings, get_settings
+from backend.db.engine import create_engine
+from backend.db.migrate import head_revision, upgrade_async
+from backend.services.container import Services
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    engine = create_engine(settings)
+    services = Services.build(engine)
+    view = GraphQLView(build_schema(settings), settings, services)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.should_migrate_on_start:
+            logger.info("migrating the database to the latest revision")
+            await upgrade_async(settings.database_url)
+        logger.info(
+            "crewql ready: GraphQL at /graphql on {} ({})",
+            engine.url.render_as_string(hide_password=True),
+            "GraphiQL on" if settings.graphiql else "GraphiQL off",
+        )
+        try:
+            yield
+        finally:
+            await engine.dispose()
+            logger.info("crewql stopped")
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", view),
+            WebSocketRoute("/graphql", view),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Mount("/graphiql/static", StaticFiles(directory=STATIC_DIR), name="graphiql-static"),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.services = services
+    app.state.head_revision = head_revision(settings.database_url)
+    return app

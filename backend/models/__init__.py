@@ -1,0 +1,8 @@
+"""SQLAlchemy models; importing this package registers every table on `Base.metadata`."""
+
+from backend.models.agent import Agent
+from backend.models.crew import Crew, CrewTask
+from backend.models.task import Task, TaskContext
+from backend.models.workspace import DEFAULT_WORKSPACE_ID, Workspace
+
+__all__ = ["DEFAULT_WORKSPACE_ID", "Agent", "Crew", "CrewTask", "Task", "TaskContext", "Workspace"]

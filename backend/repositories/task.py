@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import delete, insert, select
+
+from backend.models import Crew, CrewTask, Task, TaskContext
+from backend.repositories.base import BaseRepository
+
+
+class TaskRepository(BaseRepository[Task]):
+    model = Task
+
+    async def context_ids(
+        self, workspace_id: uuid.UUID, task_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """Each task's context, in order; every asked id gets an entry."""
+        found: dict[uuid.UUID, list[uuid.UUID]] = {task_id: [] for task_id in task_ids}
+        if not task_ids:
+            return found
+        stmt = (
+            select(TaskContext.task_id, TaskContext.context_task_id)
+            .join(Task, Task.id == TaskContext.task_id)
+            .where(Task.workspace_id == workspace_id, TaskContext.task_id.in_(set(task_ids)))
+            .order_by(TaskContext.task_id, TaskContext.position)
+        )
+        for task_id, context_id in await self.session.execute(stmt):
+            found[task_id].append(context_id)
+        return found
+
+    async def set_context(
+        self, workspace_id: uuid.UUID, task_id: uuid.UUID, context_ids: Sequence[uuid.UUID]
+    ) -> None:
+        """Replaces a task's context (the context ids were validated by the service)."""
+        if await self.get(workspace_id, task_id) is None:
+            raise LookupError(f"task {task_id} is not in workspace {workspace_id}")
+        await self.session.execute(delete(TaskContext).where(TaskContext.task_id == task_id))
+        if context_ids:
+            await self.session.execute(
+                insert(TaskContext),
+                [
+                    {"task_id": task_id, "position": i, "context_task_id": cid}
+                    for i, cid in enumerate(context_ids)
+                ],
+            )
+
+    async def names_using_as_context(
+        self, workspace_id: uuid.UUID, task_id: uuid.UUID, limit: int = 10
+    ) -> list[str]:
+        stmt = (
+            select(Task.name)
+            .join(TaskContext, TaskContext.task_id == Task.id)
+            .where(Task.workspace_id == workspace_id, TaskContext.context_task_id == task_id)
+            .order_by(Task.name)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def crews_containing(
+        self, workspace_id: uuid.UUID, task_id: uuid.UUID
+    ) -> list[tuple[uuid.UUID, str]]:
+        stmt = (
+            select(Crew.id, Crew.name)
+            .join(CrewTask, CrewTask.crew_id == Crew.id)
+            .where(Crew.workspace_id == workspace_id, CrewTask.task_id == task_id)
+            .order_by(Crew.name)
+        )
+        return [(row.id, row.name) for row in await self.session.execute(stmt)]

@@ -1,0 +1,5 @@
+from backend.schemas.agent.base import AgentBase
+
+
+class AgentCreate(AgentBase):
+    pass

@@ -1,0 +1,17 @@
+"""Updates carry only the fields a caller sent (`model_fields_set`); null clears optional ones."""
+
+from __future__ import annotations
+
+from backend.schemas.agent.base import LlmName, MaxIterations, Temperature
+from backend.schemas.common.fields import Name, OptionalText, Text
+from backend.schemas.base import InputSchema
+
+
+class AgentUpdate(InputSchema):
+    name: Name | None = None
+    role: Text | None = None
+    goal: Text | None = None
+    backstory: OptionalText | None = None
+    llm: LlmName | None = None
+    temperature: Temperature | None = None
+    max_iterations: MaxIterations | None = None

@@ -1,0 +1,5 @@
+from backend.schemas.crew.base import CrewBase
+
+
+class CrewCreate(CrewBase):
+    pass

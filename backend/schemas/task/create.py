@@ -1,0 +1,5 @@
+from backend.schemas.task.base import TaskBase
+
+
+class TaskCreate(TaskBase):
+    pass

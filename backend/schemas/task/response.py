@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from backend.schemas.base import ResponseSchema
+
+
+class TaskResponse(ResponseSchema):
+    id: uuid.UUID
+    name: str
+    description: str
+    expected_output: str
+    agent_id: uuid.UUID
+    context_task_ids: list[uuid.UUID]
+    created_at: datetime
+    updated_at: datetime

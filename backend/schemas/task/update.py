@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import uuid
+
+from pydantic import Field
+
+from backend.schemas.common.fields import Name, Text
+from backend.schemas.base import InputSchema
+
+
+class TaskUpdate(InputSchema):
+    name: Name | None = None
+    description: Text | None = None
+    expected_output: Text | None = None
+    agent_id: uuid.UUID | None = None
+    context_task_ids: list[uuid.UUID] | None = Field(default=None, max_length=50)
