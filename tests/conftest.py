@@ -1,0 +1,196 @@
+"""Fixtures shared by every test: a migrated database per backend, apps and clients.
+
+Every test that takes `app`, `client` or `services` runs once on SQLite and once on PostgreSQL
+(when `CREWQL_TEST_POSTGRES_URL` reaches one). Databases are migrated with Alembic, never
+`create_all`, so the migrations are under test too. Rows are deleted after each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import delete
+from starlette.applications import Starlette
+
+from backend.config.settings import Settings, load_settings
+from backend.db.migrate import upgrade_async
+from backend.main import create_app
+from backend.models import DEFAULT_WORKSPACE_ID, Agent, Crew, CrewTask, Task, TaskContext, Workspace
+from backend.services.container import Services
+from tests.support.databases import (
+    REQUIRE_POSTGRES_ENV,
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_server_url,
+    postgres_unavailable_reason,
+    sqlite_url,
+)
+from tests.support.graphql import GraphQLClient
+
+BACKENDS = ["sqlite", "postgres"]
+_postgres_problem: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _postgres_problem
+    _postgres_problem = postgres_unavailable_reason()
+    if _postgres_problem and os.environ.get(REQUIRE_POSTGRES_ENV):
+        raise pytest.UsageError(
+            f"{REQUIRE_POSTGRES_ENV} is set but PostgreSQL is unavailable: {_postgres_problem}"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without PostgreSQL, its half of the suite is left out, and said so once (below)."""
+    if _postgres_problem is None:
+        return
+    kept, left_out = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        is_pg = callspec is not None and callspec.params.get("backend") == "postgres"
+        (left_out if is_pg or item.get_closest_marker("postgres") else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+        config.stash[_skipped_pg_key] = len(left_out)
+
+
+_skipped_pg_key = pytest.StashKey[int]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    count = config.stash.get(_skipped_pg_key, 0)
+    if count:
+        terminalreporter.write_line(
+            f"PostgreSQL tests skipped ({count}): {_postgres_problem}; "
+            "set CREWQL_TEST_POSTGRES_URL=postgresql+asyncpg://user@host:5432/db to run them.",
+            yellow=True,
+        )
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    return load_settings(database_url=database_url, log_to_files=False, **overrides)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+async def database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """A migrated, empty database for the whole session (one per backend)."""
+    if backend == "sqlite":
+        url = sqlite_url(tmp_path_factory.mktemp("sqlite"))
+        await upgrade_async(url)
+        yield url
+        return
+    server = postgres_server_url()
+    assert server is not None
+    url = await create_postgres_database(server)
+    try:
+        await upgrade_async(url)
+        yield url
+    finally:
+        await drop_postgres_database(server, url)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    try:
+        yield application
+    finally:
+        await _clean(application)
+        await application.state.engine.dispose()
+
+
+async def _clean(application: Starlette) -> None:
+    """Deletes every row the test made (children first), keeping the default workspace."""
+    async with application.state.engine.begin() as connection:
+        for model in (CrewTask, TaskContext, Crew, Task, Agent):
+            await connection.execute(delete(model))
+        await connection.execute(delete(Workspace).where(Workspace.id != DEFAULT_WORKSPACE_ID))
+
+
+@pytest.fixture
+def services(app: Starlette) -> Services:
+    result: Services = app.state.services
+    return result
+
+
+@pytest.fixture
+async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def client(http: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(http)
+
+
+# ----------------------------------------------------------------------------- live server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """A real uvicorn server in its own thread and event loop (browser and websocket tests)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(settings)
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve())
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("live server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def live_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An embedded (SQLite) server as `make run` starts it, migrating at start-up."""
+    directory: Path = tmp_path_factory.mktemp("live")
+    settings = make_settings(sqlite_url(directory))
+    with LiveServer(settings) as server:
+        yield server.url
