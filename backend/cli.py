@@ -55,7 +55,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         downgrade(settings.database_url, args.revision or "base")
     else:
         upgrade(settings.database_url, args.revision or "head")
-    logger.info("database is at revision {}", args.revision or ("base" if args.downgrade else "head"))
+    logger.info(
+        "database is at revision {}", args.revision or ("base" if args.downgrade else "head")
+    )
     return 0
 
 
@@ -86,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
-    migrate.add_argument("--revision", help="target revision (default: head, or base with --downgrade)")
+    migrate.add_argument(
+        "--revision", help="target revision (default: head, or base with --downgrade)"
+    )
     migrate.add_argument("--downgrade", action="store_true", help="downgrade instead of upgrade")
     migrate.add_argument("--database-url", help="overrides CREWQL_DATABASE_URL")
     migrate.set_defaults(func=cmd_migrate)

@@ -54,7 +54,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Without PostgreSQL, its half of the suite is left out, and said so once (below)."""
     if _postgres_problem is None:
         return
-    kept, left_out = [], []
+    kept: list[pytest.Item] = []
+    left_out: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
         is_pg = callspec is not None and callspec.params.get("backend") == "postgres"

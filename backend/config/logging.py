@@ -19,7 +19,9 @@ CONSOLE_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
     "<cyan>{name}</cyan>:<cyan>{line}</cyan> - <level>{message}</level>"
 )
-FILE_FORMAT = "{time:YYYY-MM-DDTHH:mm:ss.SSSZZ} | {level: <8} | {process} | {name}:{line} - {message}"
+FILE_FORMAT = (
+    "{time:YYYY-MM-DDTHH:mm:ss.SSSZZ} | {level: <8} | {process} | {name}:{line} - {message}"
+)
 
 # Standard-library loggers whose records we want, and the level each starts at.
 ROUTED_LOGGERS = {
@@ -79,8 +81,10 @@ def configure_logging(settings: Settings, *, service_name: str | None = None) ->
             )
 
     logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
-    for logger_name, level in ROUTED_LOGGERS.items():
+    for logger_name, std_level in ROUTED_LOGGERS.items():
         std_logger = logging.getLogger(logger_name)
         std_logger.handlers = []
         std_logger.propagate = True
-        std_logger.setLevel(logging.INFO if settings.database_echo and logger_name == "sqlalchemy" else level)
+        std_logger.setLevel(
+            logging.INFO if settings.database_echo and logger_name == "sqlalchemy" else std_level
+        )

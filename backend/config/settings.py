@@ -1,7 +1,7 @@
 """Process-wide settings, read once from `CREWQL_*` environment variables and an optional `.env`.
 
-Everything that differs between a laptop and a fleet lives here, so that the same code runs both ways
-and a deployment is described by its environment alone.
+Everything that differs between a laptop and a fleet lives here, so that the same code runs
+both ways and a deployment is described by its environment alone.
 """
 
 from __future__ import annotations
@@ -65,9 +65,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_driver(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ValueError(
-                "must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
-            )
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
     @property

@@ -24,7 +24,7 @@ class TimestampMixin:
 
 class WorkspaceOwnedMixin:
     @declared_attr
-    def workspace_id(cls) -> Mapped[uuid.UUID]:  # noqa: N805 - declared_attr receives the class
+    def workspace_id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(
             Uuid, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False, index=True
         )

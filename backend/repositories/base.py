@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Row, Select, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Select, Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.db.base import Base
@@ -30,14 +30,17 @@ class BaseRepository(Generic[ModelT]):
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.table = self.model.__table__  # type: ignore[attr-defined]
+        self.table = cast(Table, self.model.__table__)
 
     def _select(self, workspace_id: uuid.UUID) -> Select[Any]:
         return select(*self.table.c).where(self.table.c.workspace_id == workspace_id)
 
     async def get(self, workspace_id: uuid.UUID, id_: uuid.UUID) -> Row[Any] | None:
-        result = await self.session.execute(self._select(workspace_id).where(self.table.c.id == id_))
-        return result.first()
+        result = await self.session.execute(
+            self._select(workspace_id).where(self.table.c.id == id_)
+        )
+        row: Row[Any] | None = result.first()
+        return row
 
     async def get_many(
         self, workspace_id: uuid.UUID, ids: Sequence[uuid.UUID]
@@ -86,7 +89,9 @@ class BaseRepository(Generic[ModelT]):
         return bool(await self.session.scalar(stmt))
 
     async def add(self, workspace_id: uuid.UUID, values: dict[str, Any]) -> Row[Any]:
-        stmt = insert(self.table).values(workspace_id=workspace_id, **values).returning(*self.table.c)
+        stmt = (
+            insert(self.table).values(workspace_id=workspace_id, **values).returning(*self.table.c)
+        )
         return (await self.session.execute(stmt)).one()
 
     async def update(

@@ -32,6 +32,8 @@ from backend.schemas import (
 )
 from backend.utils.time import utcnow
 
+ANY_TIME = TimeRange()
+
 
 def _agent(row: Row[Any]) -> AgentResponse:
     return AgentResponse.model_construct(**row._mapping)
@@ -77,7 +79,7 @@ class CrewService:
         page: PageRequest,
         *,
         name_contains: str | None = None,
-        created: TimeRange = TimeRange(),
+        created: TimeRange = ANY_TIME,
     ) -> Page[AgentResponse]:
         async with self._read_uow() as uow:
             rows = await uow.agents.list(
@@ -107,7 +109,9 @@ class CrewService:
                 await self._require_unique_name(
                     uow, "agents", workspace_id, changes["name"], exclude=agent_id
                 )
-            row = await uow.agents.update(workspace_id, agent_id, {**changes, "updated_at": utcnow()})
+            row = await uow.agents.update(
+                workspace_id, agent_id, {**changes, "updated_at": utcnow()}
+            )
         assert row is not None
         return _agent(row)
 
@@ -144,7 +148,7 @@ class CrewService:
         *,
         name_contains: str | None = None,
         agent_id: uuid.UUID | None = None,
-        created: TimeRange = TimeRange(),
+        created: TimeRange = ANY_TIME,
     ) -> Page[TaskResponse]:
         async with self._read_uow() as uow:
             extra = [] if agent_id is None else [uow.tasks.table.c.agent_id == agent_id]
@@ -209,7 +213,10 @@ class CrewService:
         async with self._uow() as uow:
             if await uow.tasks.get(workspace_id, task_id) is None:
                 raise NotFound("Task", task_id)
-            users = [f"crew {name!r}" for _, name in await uow.tasks.crews_containing(workspace_id, task_id)]
+            users = [
+                f"crew {name!r}"
+                for _, name in await uow.tasks.crews_containing(workspace_id, task_id)
+            ]
             users += [
                 f"task {name!r} (as context)"
                 for name in await uow.tasks.names_using_as_context(workspace_id, task_id)
@@ -241,7 +248,7 @@ class CrewService:
         page: PageRequest,
         *,
         name_contains: str | None = None,
-        created: TimeRange = TimeRange(),
+        created: TimeRange = ANY_TIME,
     ) -> Page[CrewResponse]:
         async with self._read_uow() as uow:
             rows = await uow.crews.list(
@@ -365,7 +372,10 @@ class CrewService:
 
     @staticmethod
     async def _check_crews_accept_context(
-        uow: UnitOfWork, workspace_id: uuid.UUID, task_id: uuid.UUID, context_ids: Sequence[uuid.UUID]
+        uow: UnitOfWork,
+        workspace_id: uuid.UUID,
+        task_id: uuid.UUID,
+        context_ids: Sequence[uuid.UUID],
     ) -> list[FieldProblem]:
         """A crew runs tasks in order, so a task may only read tasks that run before it there."""
         crews = await uow.tasks.crews_containing(workspace_id, task_id)

@@ -48,7 +48,9 @@ def postgres_unavailable_reason() -> str | None:
     if url is None:
         return f"{POSTGRES_ENV} is not set"
     problem = asyncio.run(_postgres_reachable(url))
-    return None if problem is None else f"cannot reach {make_url(url).render_as_string()}: {problem}"
+    return (
+        None if problem is None else f"cannot reach {make_url(url).render_as_string()}: {problem}"
+    )
 
 
 async def create_postgres_database(server_url: str) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import strawberry
 from graphql import GraphQLError
+from strawberry.utils.str_converters import to_camel_case
 
 from backend.api.graphql.mirror import camel_problems
 from backend.api.graphql.types.errors import (
@@ -15,7 +17,6 @@ from backend.api.graphql.types.errors import (
     ValidationError,
 )
 from backend.core.errors import Conflict, DomainError, InUse, NotFound, ValidationFailed
-from strawberry.utils.str_converters import to_camel_case
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL = "INTERNAL"
@@ -35,7 +36,10 @@ def error_result(error: DomainError) -> Any:
         return ValidationError(code=error.code, message=error.message, fields=fields)
     if isinstance(error, NotFound):
         return NotFoundError(
-            code=error.code, message=error.message, entity=error.entity, id=error.entity_id
+            code=error.code,
+            message=error.message,
+            entity=error.entity,
+            id=strawberry.ID(error.entity_id),
         )
     if isinstance(error, Conflict):
         field = to_camel_case(error.field) if error.field else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -63,7 +63,7 @@ class FreshLoadersPerOperation(SchemaExtension):
 
 
 def build_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | type]:
-    rules = [
+    rules: list[type[ASTValidationRule]] = [
         depth_rule(max_depth=settings.max_query_depth, should_ignore=None),
         alias_rule(max_alias_count=settings.max_aliases),
     ]

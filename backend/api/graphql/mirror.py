@@ -49,7 +49,7 @@ def _graphql_annotation(annotation: Any) -> Any:
 
 
 def input_type(model: type[BaseModel], name: str, *, partial: bool, description: str) -> type:
-    """Builds `@strawberry.input class <name>` mirroring `model`'s fields (snake_case → camelCase)."""
+    """Builds `@strawberry.input class <name>` mirroring `model`'s fields (camelCased)."""
     namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__}
     for field_name, info in model.model_fields.items():
         annotation = _graphql_annotation(info.annotation)

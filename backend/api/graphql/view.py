@@ -15,16 +15,15 @@ import json
 from typing import Any
 
 import orjson
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.http.async_base_view import AsyncHTTPRequestAdapter
 from strawberry.http.parse_content_type import parse_content_type
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
@@ -96,7 +95,9 @@ class GraphQLView(GraphQL[Context, None]):
             request = Request(scope, receive=self._limited(receive, limit))
             response = await self.run(request)
         except BodyTooLarge:
-            response = self.error_response(413, f"The request body exceeds {limit} bytes.", media_type)
+            response = self.error_response(
+                413, f"The request body exceeds {limit} bytes.", media_type
+            )
         except HTTPException as exc:
             response = self.error_response(exc.status_code, exc.reason, media_type)
         await response(scope, receive, send)
@@ -116,7 +117,14 @@ class GraphQLView(GraphQL[Context, None]):
         return limited
 
     def error_response(self, status: int, message: str, media_type: str) -> Response:
-        body = {"errors": [{"message": message, "extensions": {"code": STATUS_CODES.get(status, "BAD_REQUEST")}}]}
+        body = {
+            "errors": [
+                {
+                    "message": message,
+                    "extensions": {"code": STATUS_CODES.get(status, "BAD_REQUEST")},
+                }
+            ]
+        }
         headers = {"Allow": "GET, POST"} if status == 405 else None
         return Response(
             orjson.dumps(body), status_code=status, media_type=media_type, headers=headers
@@ -124,7 +132,9 @@ class GraphQLView(GraphQL[Context, None]):
 
     # ------------------------------------------------------------------ Strawberry hooks
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
         workspace_id = DEFAULT_WORKSPACE_ID
         return Context(
             request=request,
@@ -172,7 +182,9 @@ class GraphQLView(GraphQL[Context, None]):
             data = await super().parse_http_body(request)
         except HTTPException as exc:
             if exc.reason == "Batching is not enabled":
-                raise HTTPException(400, "Batched requests (a JSON array) are not supported.") from exc
+                raise HTTPException(
+                    400, "Batched requests (a JSON array) are not supported."
+                ) from exc
             raise
         if not isinstance(data, list) and not data.query:
             raise HTTPException(400, "No GraphQL query found in the request.")
@@ -186,11 +198,13 @@ class GraphQLView(GraphQL[Context, None]):
                 raise HTTPException(405, "Only queries are allowed over GET; use POST.") from exc
             raise
 
-    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
         if not isinstance(result, PreExecutionError):
             return await super().process_result(request, result)
         # The request never reached execution: no "data" key, each error says why.
-        errors = []
+        errors: list[object] = []
         for error in result.errors or []:
             formatted = dict(error.formatted)
             formatted.setdefault("extensions", {"code": request_error_code(error.message)})

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from backend.schemas.agent.base import LlmName, MaxIterations, Temperature
-from backend.schemas.common.fields import Name, OptionalText, Text
 from backend.schemas.base import InputSchema
+from backend.schemas.common.fields import Name, OptionalText, Text
 
 
 class AgentUpdate(InputSchema):

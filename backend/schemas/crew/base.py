@@ -5,8 +5,8 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from backend.schemas.common.fields import Name, OptionalText
 from backend.schemas.base import InputSchema
+from backend.schemas.common.fields import Name, OptionalText
 
 
 class CrewProcess(StrEnum):

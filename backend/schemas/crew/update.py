@@ -4,8 +4,8 @@ import uuid
 
 from pydantic import Field
 
-from backend.schemas.common.fields import Name, OptionalText
 from backend.schemas.base import InputSchema
+from backend.schemas.common.fields import Name, OptionalText
 from backend.schemas.crew.base import CrewProcess
 
 

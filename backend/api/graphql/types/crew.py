@@ -8,7 +8,6 @@ from backend.api.graphql.types.agent import Agent
 from backend.api.graphql.types.task import Task
 from backend.schemas import CrewProcess, CrewResponse
 
-
 strawberry.enum(CrewProcess, description="How a crew runs its tasks.")
 
 

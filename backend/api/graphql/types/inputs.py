@@ -22,21 +22,27 @@ else:
         AgentCreate, "AgentCreateInput", partial=False, description="A new agent."
     )
     AgentUpdateInput = input_type(
-        AgentUpdate, "AgentUpdateInput", partial=True,
+        AgentUpdate,
+        "AgentUpdateInput",
+        partial=True,
         description="Fields to change; omitted fields stay, null clears an optional field.",
     )
     TaskCreateInput = input_type(
         TaskCreate, "TaskCreateInput", partial=False, description="A new task."
     )
     TaskUpdateInput = input_type(
-        TaskUpdate, "TaskUpdateInput", partial=True,
+        TaskUpdate,
+        "TaskUpdateInput",
+        partial=True,
         description="Fields to change; omitted fields stay as they are.",
     )
     CrewCreateInput = input_type(
         CrewCreate, "CrewCreateInput", partial=False, description="A new crew."
     )
     CrewUpdateInput = input_type(
-        CrewUpdate, "CrewUpdateInput", partial=True,
+        CrewUpdate,
+        "CrewUpdateInput",
+        partial=True,
         description="Fields to change; omitted fields stay as they are.",
     )
 

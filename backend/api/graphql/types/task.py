@@ -20,7 +20,8 @@ class Task:
     agent_id: strawberry.ID
     context_task_ids: list[strawberry.ID]
     agent: Agent = strawberry.field(
-        default=None, description="The agent that performs this task."  # type: ignore[arg-type]
+        default=None,
+        description="The agent that performs this task.",
     )
     context: list[Annotated[Task, strawberry.lazy("backend.api.graphql.types.task")]] = (
         strawberry.field(

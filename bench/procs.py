@@ -1,0 +1,109 @@
+"""Server processes: start one on a free port, wait until it answers, stop it for sure."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROBE = b'{"query":"{ __typename }"}'
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 8.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; only this process (it leads its own session)."""
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class Server:
+    """One `python -m bench.serve APP` process, its port and its log file."""
+
+    label: str
+    app: str
+    env: dict[str, str]
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.label}.log"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def start(self, timeout: float = 60.0) -> None:
+        env = {**os.environ, **self.env}
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+        )
+        with self.log_path.open("wb") as log:
+            # Its own session: a Ctrl-C reaches only the bench, which then stops it in order.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.serve", self.app, "--port", str(self.port)],
+                cwd=self.workdir,  # away from the repository's .env and logs/
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        headers = {"content-type": "application/json"}
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.label} exited with {self.proc.returncode} at start-up:\n{self.log_tail()}"
+                )
+            try:
+                reply = httpx.post(self.url, content=PROBE, headers=headers, timeout=2.0)
+                if reply.status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.label} did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)

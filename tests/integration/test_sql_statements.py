@@ -1,0 +1,65 @@
+"""Nested fields load in batches: the statement count does not grow with the page size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from starlette.applications import Starlette
+
+from tests.support.factories import create_three_task_crew
+from tests.support.graphql import GraphQLClient
+
+NESTED = """
+query($first: Int) {
+  crews(first: $first) {
+    edges { node {
+      id name
+      tasks { id name agent { id name role } context { id name agent { name } } }
+      agents { id name }
+    } }
+  }
+}"""
+
+
+@contextmanager
+def count_statements(app: Starlette) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        if not args[2].startswith("BEGIN"):  # transaction control is not a query
+            statements.append(args[2])
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_statements_do_not_grow_with_page_size(client: GraphQLClient, app: Starlette) -> None:
+    for i in range(12):
+        await create_three_task_crew(client, f"crew{i:02d}")
+    counts = {}
+    for first in (2, 12):
+        with count_statements(app) as statements:
+            data = await client.execute(NESTED, {"first": first})
+        assert len(data["crews"]["edges"]) == first
+        assert all(len(e["node"]["tasks"]) == 3 for e in data["crews"]["edges"])
+        counts[first] = len(statements)
+    assert counts[2] == counts[12]
+    assert counts[2] <= 5, counts
+
+
+async def test_crew_by_id_uses_a_handful_of_statements(
+    client: GraphQLClient, app: Starlette
+) -> None:
+    made = await create_three_task_crew(client, "one")
+    query = "query($id: ID!) { crew(id: $id) { tasks { agent { name } } agents { name } } }"
+    with count_statements(app) as statements:
+        data = await client.execute(query, {"id": made["crew"]})
+    assert len(data["crew"]["tasks"]) == 3
+    assert len(statements) <= 5, statements
