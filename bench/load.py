@@ -163,4 +163,3 @@ def measure(
         _python(url, body_file, settings, settings.warmup)
     data = json.loads(_python(url, body_file, settings, settings.duration).strip().splitlines()[-1])
     return LoadResult(**data)
-

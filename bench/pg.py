@@ -45,4 +45,6 @@ def drop_database(server_url: str, database_url: str) -> None:
     if not name or not name.startswith("crewql_bench_"):
         raise ValueError(f"refusing to drop {name!r}: not a bench database")
     # FORCE (PostgreSQL 13+) ends connections a killed server may have left behind.
-    asyncio.run(_execute(make_url(server_url), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', 10.0))
+    asyncio.run(
+        _execute(make_url(server_url), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', 10.0)
+    )

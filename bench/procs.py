@@ -62,7 +62,9 @@ class Server:
         return None if self.proc is None else self.proc.pid
 
     def start(self, timeout: float = 60.0) -> None:
-        env = {**os.environ, **self.env}
+        # Only the CREWQL_* settings the bench chose: none leak in from the caller's shell.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CREWQL_")}
+        env.update(self.env)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
         )
@@ -95,7 +97,9 @@ class Server:
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"{self.label} did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"{self.label} did not answer within {timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         try:
