@@ -21,13 +21,16 @@ from backend.api.routes import healthz, readyz
 from backend.config.settings import Settings, get_settings
 from backend.db.engine import create_engine
 from backend.db.migrate import head_revision, upgrade_async
+from backend.runner.engine import SequentialEngine
+from backend.runner.providers.registry import ProviderRegistry
+from backend.runner.runner import Runner
 from backend.services.container import Services
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     engine = create_engine(settings)
-    services = Services.build(engine)
+    services = Services.build(engine, settings)
     view = GraphQLView(build_schema(settings), settings, services)
 
     @asynccontextmanager
@@ -35,14 +38,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.should_migrate_on_start:
             logger.info("migrating the database to the latest revision")
             await upgrade_async(settings.database_url)
+        await services.bus.start()
+        providers = ProviderRegistry(settings)
+        runner = None
+        if settings.runner_enabled:
+            runner = Runner(services.executions, SequentialEngine(providers), settings)
+            await runner.start()
+        app.state.runner = runner
         logger.info(
-            "crewql ready: GraphQL at /graphql on {} ({})",
+            "crewql ready: GraphQL at /graphql on {} ({}, runner {})",
             engine.url.render_as_string(hide_password=True),
             "GraphiQL on" if settings.graphiql else "GraphiQL off",
+            "on" if runner else "off",
         )
         try:
             yield
         finally:
+            if runner is not None:
+                await runner.stop()
+            await providers.aclose()
+            await services.bus.stop()
             await engine.dispose()
             logger.info("crewql stopped")
 

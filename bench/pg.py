@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 DEFAULT_SERVER_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
-async def _execute(server_url: URL, statement: str, timeout: float) -> None:
+async def _execute(server_url: URL, statement: str, connect_timeout: float) -> None:
     engine = create_async_engine(
-        server_url, isolation_level="AUTOCOMMIT", connect_args={"timeout": timeout}
+        server_url, isolation_level="AUTOCOMMIT", connect_args={"timeout": connect_timeout}
     )
     try:
         async with engine.connect() as connection:

@@ -87,9 +87,9 @@ class Server:
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.label} exited with {self.proc.returncode} at start-up:\n{self.log_tail()}"
-                )
+                code = self.proc.returncode
+                tail = self.log_tail()
+                raise RuntimeError(f"{self.label} exited with {code} at start-up:\n{tail}")
             try:
                 reply = httpx.post(self.url, content=PROBE, headers=headers, timeout=2.0)
                 if reply.status_code == 200:

@@ -76,11 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = args.body_file.read_bytes()
     try:
         import uvloop
-
-        runner = uvloop.run
     except ImportError:  # uvloop is optional here
-        runner = asyncio.run
-    result = runner(drive(args.url, body, args.duration, args.connections))
+        result = asyncio.run(drive(args.url, body, args.duration, args.connections))
+    else:
+        result = uvloop.run(drive(args.url, body, args.duration, args.connections))
     print(json.dumps(result))
     return 0
 

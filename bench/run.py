@@ -1,4 +1,10 @@
-"""The bench run: reference app, our server on SQLite and PostgreSQL, table, ratios, JSON."""
+"""The bench run: start every server, seed, then measure references and ours side by side.
+
+All servers are started (and ours seeded) before any measurement, then each reference is measured
+right before the figures that are divided by it: `{ hello }`, then (a) on each database; the bare
+(b), then (b) on each database. Idle servers cost nothing, and a reference and its ratio's
+numerator are never minutes apart, which keeps drift on a shared machine out of the ratios.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,12 @@ import argparse
 import os
 import shutil
 import signal
+import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -44,8 +52,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Benchmark crewql against a bare Strawberry app (see docs/performance.md).",
     )
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measured run")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
     parser.add_argument("--connections", type=int, default=20, help="open connections")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measure every case N times, report the median"
+    )
     parser.add_argument("--crews", type=int, default=110, help="crews to seed (at least 100)")
     parser.add_argument(
         "--postgres-url",
@@ -58,6 +69,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.crews < 100:
         parser.error("--crews must be at least 100: query (b) reads a page of 100")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     return args
 
 
@@ -65,12 +78,28 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _ignore_interrupts() -> None:
+    """Once cleanup has begun, a second Ctrl-C must not leave a server or a database behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@dataclass(frozen=True)
+class Case:
+    server: Server
+    database: str  # "sqlite", "postgres" or "memory"
+    query: str  # "a", "b", "hello", "a-shape", "b-shape"
+    label: str
+    payload: dict[str, Any]
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> None:
         self.args = args
         self.workdir = workdir
         self.cleanup = cleanup
-        self.rows: list[Row] = []
+        self.results: dict[tuple[str, str, str], list[LoadResult]] = {}
+        self.labels: dict[tuple[str, str, str], str] = {}
         self.notes: list[str] = []
         self.settings = LoadSettings(
             duration=args.duration, warmup=args.warmup, connections=args.connections
@@ -81,104 +110,156 @@ class Bench:
         elif args.load == "wrk" and wrk_path() is None:
             raise BenchError("--load wrk, but wrk is not installed (apt-get install -y wrk)")
 
-    def server(self, label: str, app: str, env: dict[str, str] | None = None) -> Server:
+    # ------------------------------------------------------------------ set-up
+
+    def start(self, label: str, app: str, env: dict[str, str] | None = None) -> Server:
         server = Server(label=label, app=app, env=env or {}, workdir=self.workdir)
         self.cleanup.callback(server.stop)
         say(f"starting {label} on port {server.port}")
         server.start()
         return server
 
-    def run(self, server: Server, database: str, query: str, label: str, payload: Any) -> None:
-        total = self.settings.warmup + self.settings.duration
-        say(f"  {label:<24} {self.tool}, {self.settings.connections} connections, {total:.0f} s")
-        result: LoadResult = measure(server.url, payload, self.settings, self.workdir, self.tool)
-        if result.errors:
-            self.notes.append(f"{server.label} {label}: {result.errors} errors or non-2xx answers")
-        say(
-            f"  {'':<24} {result.requests_per_s:,.1f} req/s, p50 {result.p50_ms:.2f} ms, "
-            f"p99 {result.p99_ms:.2f} ms"
-        )
-        self.rows.append(Row(server.app, database, query, label, result))
-
-    def bare(self) -> None:
-        server = self.server("bare", "bare")
+    def bare(self) -> dict[str, Case]:
+        server = self.start("bare", "bare")
         crew_id = first_crew_id(server.url)
         check_answers(server.url, crew_id)
-        self.run(server, "memory", "hello", "{ hello }", body(HELLO))
-        self.run(server, "memory", "b-shape", "(b) shape from memory", body(CREWS_PAGE))
-        self.run(
-            server, "memory", "a-shape", "(a) shape from memory", body(CREW_BY_ID, {"id": crew_id})
-        )
-        server.stop()
+        return {
+            "hello": Case(server, "memory", "hello", "{ hello }", body(HELLO)),
+            "b": Case(server, "memory", "b-shape", "(b) shape from memory", body(CREWS_PAGE)),
+            "a": Case(
+                server,
+                "memory",
+                "a-shape",
+                "(a) shape from memory",
+                body(CREW_BY_ID, {"id": crew_id}),
+            ),
+        }
 
-    def crewql(self, database: str, url: str) -> None:
+    def crewql(self, database: str, url: str) -> dict[str, Case]:
         env = {
             "CREWQL_DATABASE_URL": url,
             "CREWQL_LOG_TO_FILES": "false",
             "CREWQL_LOG_LEVEL": "WARNING",
             "CREWQL_MIGRATE_ON_START": "true",
         }
-        server = self.server(f"crewql-{database}", "crewql", env)
+        server = self.start(f"crewql-{database}", "crewql", env)
         started = time.monotonic()
         seed(server.url, self.args.crews)
-        say(
-            f"  seeded {self.args.crews} crews through GraphQL in {time.monotonic() - started:.1f} s"
-        )
+        took = time.monotonic() - started
+        say(f"  seeded {self.args.crews} crews through GraphQL in {took:.1f} s")
         crew_id = first_crew_id(server.url)
         check_answers(server.url, crew_id)
-        self.run(server, database, "a", "(a) crew(id)", body(CREW_BY_ID, {"id": crew_id}))
-        self.run(server, database, "b", "(b) crews(first: 100)", body(CREWS_PAGE))
-        server.stop()
+        return {
+            "a": Case(server, database, "a", "(a) crew(id)", body(CREW_BY_ID, {"id": crew_id})),
+            "b": Case(server, database, "b", "(b) crews(first: 100)", body(CREWS_PAGE)),
+        }
 
-    def sqlite(self) -> None:
-        path = self.workdir / "bench.db"
-        self.crewql("sqlite", f"sqlite+aiosqlite:///{path}")
+    def sqlite(self) -> dict[str, Case]:
+        return self.crewql("sqlite", f"sqlite+aiosqlite:///{self.workdir / 'bench.db'}")
 
-    def postgres(self) -> None:
+    def postgres(self) -> dict[str, Case] | None:
         if self.args.no_postgres:
             self.notes.append("PostgreSQL skipped (--no-postgres)")
-            return
-        problem = pg.unreachable_reason(self.args.postgres_url)
+            return None
+        server_url = self.args.postgres_url
+        problem = pg.unreachable_reason(server_url)
         if problem is not None:
             note = (
-                f"PostgreSQL skipped: {self.args.postgres_url} unreachable ({problem}); "
+                f"PostgreSQL skipped: {server_url} unreachable ({problem}); "
                 "set BENCH_POSTGRES_URL or --postgres-url"
             )
             say(note)
             self.notes.append(note)
-            return
-        server_url = self.args.postgres_url
+            return None
         url = pg.create_database(server_url)
-        drop: Callable[[], None] = lambda: pg.drop_database(server_url, url)  # noqa: E731
-        self.cleanup.callback(drop)
-        self.crewql("postgres", url)
+        # Registered before the server's stop, so it runs after it (ExitStack unwinds LIFO).
+        self.cleanup.callback(pg.drop_database, server_url, url)
+        return self.crewql("postgres", url)
+
+    # ------------------------------------------------------------------ measuring
+
+    def measure(self, case: Case) -> None:
+        total = self.settings.warmup + self.settings.duration
+        say(
+            f"  {case.server.label:<15} {case.label:<24} "
+            f"{self.tool}, {self.settings.connections} connections, {total:.0f} s"
+        )
+        result = measure(case.server.url, case.payload, self.settings, self.workdir, self.tool)
+        if result.errors:
+            self.notes.append(
+                f"{case.server.label} {case.label}: {result.errors} errors or non-2xx answers"
+            )
+        say(
+            f"  {'':<15} {'':<24} {result.requests_per_s:,.1f} req/s, "
+            f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms"
+        )
+        key = (case.server.app, case.database, case.query)
+        self.labels[key] = case.label
+        self.results.setdefault(key, []).append(result)
+
+    def rows(self) -> list[Row]:
+        """One row per case: the run with the median requests/s (the middle one of an odd count)."""
+        rows = []
+        for key, runs in self.results.items():
+            median = statistics.median_low(r.requests_per_s for r in runs)
+            chosen = next(r for r in runs if r.requests_per_s == median)
+            rows.append(Row(*key, self.labels[key], chosen))
+        return rows
+
+
+def run(bench: Bench) -> None:
+    bare = bench.bare()
+    ours = [bench.sqlite()]
+    on_postgres = bench.postgres()
+    if on_postgres is not None:
+        ours.append(on_postgres)
+    say("measuring")
+    for round_ in range(bench.args.repeat):
+        if bench.args.repeat > 1:
+            say(f" round {round_ + 1} of {bench.args.repeat}")
+        bench.measure(bare["hello"])
+        for cases in ours:
+            bench.measure(cases["a"])
+        bench.measure(bare["b"])
+        for cases in ours:
+            bench.measure(cases["b"])
+        bench.measure(bare["a"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     started_at = now()
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="crewql-bench-"))
-    code = 0
     with ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         try:
             bench = Bench(args, workdir, cleanup)
+            cleanup.callback(_ignore_interrupts)
             if bench.tool == "python":
                 say(WRK_MISSING if args.load == "auto" else "using the Python load generator")
-            bench.bare()
-            bench.sqlite()
-            bench.postgres()
+            run(bench)
         except KeyboardInterrupt:
             say("\ninterrupted: stopping servers and dropping temporary databases")
             return 130
         except (BenchError, RuntimeError) as exc:
             say(f"bench failed: {exc}")
             return 1
-    found = ratios(bench.rows)
+        say("stopping servers")
+    rows = bench.rows()
+    found = ratios(rows)
+    s = bench.settings
+    tool = (
+        f"wrk -t{s.threads} -c{s.connections} -d{s.duration:g}s --latency"
+        if bench.tool == "wrk"
+        else f"python-fallback (asyncio+httpx), {s.connections} connections, {s.duration:g} s: "
+        "the generator, not the server, may be the limit"
+    )
     say("")
-    say(table(bench.rows))
+    say(f"load: {tool}, after {s.warmup:g} s of warm-up; median of {args.repeat} run(s)")
+    say(table(rows))
     say("")
     say(ratio_lines(found))
     for note in bench.notes:
@@ -194,16 +275,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "connections": bench.settings.connections,
                 "duration_s": bench.settings.duration,
                 "warmup_s": bench.settings.warmup,
+                "repeat": args.repeat,
             },
             "crews_seeded": args.crews,
-            "rows": [row.as_dict() for row in bench.rows],
+            "rows": [row.as_dict() for row in rows],
+            "runs": {
+                "/".join(key): [r.as_dict() for r in runs] for key, runs in bench.results.items()
+            },
             "ratios": [r.as_dict() for r in found],
             "notes": bench.notes,
         },
         started_at,
     )
-    say(f"results: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    say(f"results: {shown}")
     say(f"total {time.monotonic() - started:.0f} s")
     if args.strict and not all(r.passed for r in found):
-        code = 1
-    return code
+        return 1
+    return 0

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from loguru import logger
 from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from backend.db.migrate import current_revision
+
+# A database that accepts connections but never answers would hold a probe for the driver's own
+# connect timeout (a minute on asyncpg); an orchestrator wants "not ready", soon.
+READINESS_TIMEOUT_SECONDS = 5.0
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -19,11 +25,12 @@ async def readyz(request: Request) -> JSONResponse:
     """Ready when the database answers and is migrated to the revision this code expects."""
     state = request.app.state
     try:
-        async with state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        revision = await current_revision(state.engine)
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            async with state.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            revision = await current_revision(state.engine)
     except Exception as exc:  # readiness reports any failure instead of raising it
-        logger.warning("readiness check failed: database unreachable: {}", exc)
+        logger.warning("readiness check failed: database unreachable: {!r}", exc)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     if revision != state.head_revision:
         return JSONResponse(

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
@@ -51,6 +51,28 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
     max_page_size: int = Field(default=100, ge=1, le=1_000)
     default_page_size: int = Field(default=20, ge=1)
+
+    # Executions (embedded runner)
+    runner_enabled: bool = True
+    runner_concurrency: int = Field(default=8, ge=1, le=1_000)
+    runner_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    heartbeat_interval_seconds: float = Field(default=5.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    cancel_timeout_seconds: float = Field(default=10.0, gt=0)
+    output_flush_interval_seconds: float = Field(default=0.25, ge=0)
+    subscriber_buffer: int = Field(default=256, ge=1)
+
+    # The simulated provider (llm "simulated"): no network, deterministic text.
+    simulated_delay_seconds: float = Field(default=0.5, ge=0)
+    simulated_chunk_chars: int = Field(default=24, ge=1)
+
+    # OpenAI-compatible chat completions (llm "openai/<model>"): OpenAI, vLLM, Ollama, LiteLLM.
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=3, ge=0, le=10)
+    llm_retry_backoff_seconds: float = Field(default=0.5, ge=0)
 
     graphiql: bool = True
     introspection: bool = True

@@ -60,3 +60,13 @@ class InUse(DomainError):
         self.entity = entity
         self.entity_id = str(entity_id)
         self.used_by = used_by
+
+
+class InvalidTransition(DomainError):
+    code = "INVALID_TRANSITION"
+
+    def __init__(self, entity_id: object, current: str, action: str) -> None:
+        super().__init__(f"Cannot {action} execution {entity_id}: it is {current}.")
+        self.entity_id = str(entity_id)
+        self.current_status = current
+        self.action = action

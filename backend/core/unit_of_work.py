@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.core.errors import Conflict
 from backend.repositories.agent import AgentRepository
 from backend.repositories.crew import CrewRepository
+from backend.repositories.execution import ExecutionRepository
+from backend.repositories.execution_queue import ExecutionQueueRepository
 from backend.repositories.task import TaskRepository
 from backend.repositories.workspace import WorkspaceRepository
 
@@ -30,6 +32,8 @@ class UnitOfWork:
     agents: AgentRepository
     tasks: TaskRepository
     crews: CrewRepository
+    executions: ExecutionRepository
+    queue: ExecutionQueueRepository
 
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
@@ -42,6 +46,8 @@ class UnitOfWork:
         self.agents = AgentRepository(self.session)
         self.tasks = TaskRepository(self.session)
         self.crews = CrewRepository(self.session)
+        self.executions = ExecutionRepository(self.session)
+        self.queue = ExecutionQueueRepository(self.session)
         return self
 
     async def __aexit__(

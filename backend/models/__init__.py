@@ -2,7 +2,19 @@
 
 from backend.models.agent import Agent
 from backend.models.crew import Crew, CrewTask
+from backend.models.execution import Execution, ExecutionEvent, ExecutionTask
 from backend.models.task import Task, TaskContext
 from backend.models.workspace import DEFAULT_WORKSPACE_ID, Workspace
 
-__all__ = ["DEFAULT_WORKSPACE_ID", "Agent", "Crew", "CrewTask", "Task", "TaskContext", "Workspace"]
+__all__ = [
+    "DEFAULT_WORKSPACE_ID",
+    "Agent",
+    "Crew",
+    "CrewTask",
+    "Execution",
+    "ExecutionEvent",
+    "ExecutionTask",
+    "Task",
+    "TaskContext",
+    "Workspace",
+]

@@ -13,13 +13,23 @@ from backend.api.graphql.types.errors import (
     ConflictError,
     FieldError,
     InUseError,
+    InvalidTransitionError,
     NotFoundError,
     ValidationError,
 )
-from backend.core.errors import Conflict, DomainError, InUse, NotFound, ValidationFailed
+from backend.core.errors import (
+    Conflict,
+    DomainError,
+    InUse,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL = "INTERNAL"
+# What a caller sees instead of a bug's message (the bug itself goes to the log).
+UNEXPECTED_ERROR = "Unexpected error."
 
 
 class ClientError(GraphQLError):
@@ -44,6 +54,10 @@ def error_result(error: DomainError) -> Any:
     if isinstance(error, Conflict):
         field = to_camel_case(error.field) if error.field else None
         return ConflictError(code=error.code, message=error.message, field=field)
+    if isinstance(error, InvalidTransition):
+        return InvalidTransitionError(
+            code=error.code, message=error.message, current_status=error.current_status
+        )
     if isinstance(error, InUse):
         return InUseError(code=error.code, message=error.message, used_by=error.used_by)
     raise error

@@ -7,13 +7,16 @@ rule class per request, which defeats ValidationCache (notes/strawberry.md §1.6
 Errors: expected errors keep their message and `extensions.code`; anything else that happened while
 resolving a field is a bug, already logged with its traceback by `CrewQLSchema.process_errors`,
 and is answered as "Unexpected error." with code INTERNAL.
+
+Operation choice: Strawberry runs the first operation of a document sent without `operationName`;
+the GraphQL spec (GetOperation) makes that a request error, and so do we.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
@@ -25,8 +28,9 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 
-from backend.api.graphql.errors import INTERNAL
+from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR
 from backend.config.settings import Settings
 from backend.core.errors import DomainError
 
@@ -38,18 +42,50 @@ def is_expected(error: GraphQLError) -> bool:
     original = error.original_error
     if original is None or isinstance(original, GraphQLError | DomainError):
         return True
-    # Variable coercion (a bad DateTime, a malformed ID) happens before execution, with no path.
-    return error.path is None
+    # A scalar that rejects a literal the caller wrote may raise a plain ValueError; graphql-core
+    # locates that error at the literal. A plain exception with neither a location nor a path
+    # comes from our code outside any field (an extension, the executor): a bug, like one in a
+    # resolver.
+    return error.path is None and bool(error.nodes)
 
 
 class MaskUnexpectedErrors(MaskErrors):
     def __init__(self) -> None:
-        super().__init__(should_mask_error=lambda error: not is_expected(error))
+        super().__init__(
+            should_mask_error=lambda error: not is_expected(error), error_message=UNEXPECTED_ERROR
+        )
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         masked = super().anonymise_error(error)
         masked.extensions = {"code": INTERNAL}
         return masked
+
+
+class OperationNameRequired(CannotGetOperationTypeError):
+    """Raised as Strawberry's own "unknown operation" error, so every transport answers it alike
+    (HTTP 400, websocket close 4400) without code of ours in each."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def as_http_error_reason(self) -> str:
+        return "The document has several operations; name the one to run in `operationName`."
+
+
+class RequireOperationName(SchemaExtension):
+    """Refuses to guess which operation of a multi-operation document the caller meant."""
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        document = context.graphql_document
+        # Strawberry keeps the requested name only privately (`operation_name` falls back to the
+        # first operation's); if that attribute ever goes, the check is off, and a test says so.
+        if document is None or getattr(context, "_provided_operation_name", "") is not None:
+            return
+        operations = sum(isinstance(node, OperationDefinitionNode) for node in document.definitions)
+        if operations > 1:
+            raise OperationNameRequired
 
 
 class FreshLoadersPerOperation(SchemaExtension):
@@ -70,6 +106,7 @@ def build_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] |
     extensions: list[Callable[[], SchemaExtension] | type] = [
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=CACHE_SIZE),
+        RequireOperationName,
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=CACHE_SIZE),
         MaskUnexpectedErrors,

@@ -21,11 +21,15 @@ from typing import Any, TypeVar
 import strawberry
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
+from strawberry.scalars import JSON
 from strawberry.utils.str_converters import to_camel_case
 
 from backend.core.errors import FieldProblem, ValidationFailed
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+
+
+_NESTED_INPUTS: dict[type[BaseModel], type] = {}
 
 
 def _graphql_annotation(annotation: Any) -> Any:
@@ -39,8 +43,19 @@ def _graphql_annotation(annotation: Any) -> Any:
         return inner | None
     if origin is list:
         return list[_graphql_annotation(typing.get_args(annotation)[0])]  # type: ignore[misc]
+    if origin is dict:
+        return JSON
     if annotation is uuid.UUID:
         return strawberry.ID
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        nested = _NESTED_INPUTS.get(annotation)
+        if nested is None:
+            nested = input_type(
+                annotation, annotation.__name__ + "Input", partial=False,
+                description=(annotation.__doc__ or "").strip() or None,
+            )
+            _NESTED_INPUTS[annotation] = nested
+        return nested
     if annotation in (str, int, float, bool, datetime) or (
         isinstance(annotation, type) and issubclass(annotation, Enum)
     ):
@@ -48,7 +63,9 @@ def _graphql_annotation(annotation: Any) -> Any:
     raise TypeError(f"no GraphQL mapping for {annotation!r}")
 
 
-def input_type(model: type[BaseModel], name: str, *, partial: bool, description: str) -> type:
+def input_type(
+    model: type[BaseModel], name: str, *, partial: bool, description: str | None
+) -> type:
     """Builds `@strawberry.input class <name>` mirroring `model`'s fields (camelCased)."""
     namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__}
     for field_name, info in model.model_fields.items():
@@ -69,18 +86,29 @@ def _camel_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(to_camel_case(part) if isinstance(part, str) else str(part) for part in loc)
 
 
+def _raw(value: Any) -> Any:
+    """A generated input object (possibly nested) as plain data, without the UNSET fields."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _raw(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) is not strawberry.UNSET
+        }
+    if isinstance(value, list):
+        return [_raw(v) for v in value]
+    return value
+
+
 def to_schema(model: type[SchemaT], value: object) -> SchemaT:
     """Validates a GraphQL input object with its schema; problems name camelCase input paths."""
-    raw = {
-        f.name: getattr(value, f.name)
-        for f in dataclasses.fields(value)  # type: ignore[arg-type]
-        if getattr(value, f.name) is not strawberry.UNSET
-    }
     try:
-        return model.model_validate(raw)
+        return model.model_validate(_raw(value))
     except PydanticValidationError as exc:
         raise ValidationFailed(
-            [FieldProblem(_camel_path(err["loc"]), err["msg"]) for err in exc.errors()]
+            [
+                FieldProblem(_camel_path(err["loc"]) or "input", err["msg"].removeprefix("Value error, "))
+                for err in exc.errors()
+            ]
         ) from None
 
 

@@ -13,11 +13,19 @@ from strawberry.types import ExecutionContext
 from backend.api.graphql.extensions import build_extensions, is_expected
 from backend.api.graphql.resolvers.agents import AgentMutation, AgentQuery
 from backend.api.graphql.resolvers.crews import CrewMutation, CrewQuery
+from backend.api.graphql.resolvers.executions import (
+    ExecutionMutation,
+    ExecutionQuery,
+    ExecutionSubscription,
+)
 from backend.api.graphql.resolvers.tasks import TaskMutation, TaskQuery
 from backend.config.settings import Settings
 
-Query = merge_types("Query", (AgentQuery, TaskQuery, CrewQuery))
-Mutation = merge_types("Mutation", (AgentMutation, TaskMutation, CrewMutation))
+Query = merge_types("Query", (AgentQuery, TaskQuery, CrewQuery, ExecutionQuery))
+Mutation = merge_types(
+    "Mutation", (AgentMutation, TaskMutation, CrewMutation, ExecutionMutation)
+)
+Subscription = merge_types("Subscription", (ExecutionSubscription,))
 
 
 class CrewQLSchema(strawberry.Schema):
@@ -42,6 +50,7 @@ def build_schema(settings: Settings, **kwargs: Any) -> CrewQLSchema:
     return CrewQLSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=build_extensions(settings),
         **kwargs,
     )

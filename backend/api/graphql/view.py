@@ -6,16 +6,22 @@ What we add to Strawberry's view, and why:
   body 413, a mutation over GET 405, an unknown operation name 400.
 - `application/graphql-response+json` when the client accepts it; then a request that never
   reached execution (parse, validation, variables) answers 400, as the spec asks.
+- A request error has no `data` key, whichever the media type (GraphQL spec, "Response").
+- A bug never reaches Starlette's plain-text 500: it is logged and answered as a masked
+  GraphQL error, so a client always gets a body it can parse.
 - JSON is encoded with orjson; GraphiQL is served from our own assets (works offline).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
+from graphql import GraphQLError
+from loguru import logger
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
@@ -29,6 +35,8 @@ from strawberry.types.execution import PreExecutionError
 
 from backend.api.graphiql import graphiql_html
 from backend.api.graphql.context import Context
+from backend.api.graphql.errors import BAD_USER_INPUT, INTERNAL, UNEXPECTED_ERROR
+from backend.api.graphql.extensions import is_expected
 from backend.api.graphql.loaders import Loaders
 from backend.config.settings import Settings
 from backend.models import DEFAULT_WORKSPACE_ID
@@ -43,11 +51,27 @@ STATUS_CODES = {
     406: "NOT_ACCEPTABLE",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    500: INTERNAL,
 }
+# JSON whose first token opens an object or an array: the only shapes a request body can have.
+JSON_CONTAINER = re.compile(rb"[ \t\r\n]*[{\[]")
 
 
 class BodyTooLarge(Exception):
     pass
+
+
+class RequestAdapter(StarletteRequestAdapter):
+    """Media types are case-insensitive (RFC 9110 §8.3.1); Strawberry compares them verbatim and
+    would turn `Application/JSON` away."""
+
+    @property
+    def content_type(self) -> str | None:
+        value = super().content_type
+        if value is None:
+            return None
+        media, separator, parameters = value.partition(";")
+        return media.strip().lower() + separator + parameters
 
 
 def negotiate(accept: str | None) -> str:
@@ -56,20 +80,59 @@ def negotiate(accept: str | None) -> str:
         return JSON
     for part in accept.split(","):
         media, *params = (piece.strip() for piece in part.split(";"))
-        if media == GRAPHQL_RESPONSE and "q=0" not in params:
+        if media.lower() == GRAPHQL_RESPONSE and not _refused(params):
             return GRAPHQL_RESPONSE
     return JSON
+
+
+def _refused(params: list[str]) -> bool:
+    """`q=0` (also written `q=0.0`) is how a client says "anything but this" (RFC 9110 §12.4.2)."""
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value) == 0
+            except ValueError:
+                return False
+    return False
 
 
 def request_error_code(message: str) -> str:
     if message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
-    if message.startswith("Variable '$"):
-        return "BAD_USER_INPUT"
+    # graphql-core's variable coercion: "Variable '$x' has invalid value…", "Variable values are
+    # nested too deeply.", "Too many errors processing variables…".
+    if message.startswith(("Variable ", "Too many errors processing variables")):
+        return BAD_USER_INPUT
     return "GRAPHQL_VALIDATION_FAILED"
 
 
+def is_request_error(result: ExecutionResult) -> bool:
+    """True when the operation never started: parsing, validation or variable coercion failed.
+
+    Strawberry marks the first two (PreExecutionError) but hands variable coercion back as an
+    ordinary result with `data: null`; its errors are the only ones that carry no path.
+    """
+    if isinstance(result, PreExecutionError):
+        return True
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(error.path is None for error in errors)
+
+
+def format_request_error(error: GraphQLError) -> dict[str, Any]:
+    """A request error with its code; a failure of ours before execution is masked here,
+    because it never passes through MaskErrors (Strawberry catches it outside the operation)."""
+    if not is_expected(error):
+        return {"message": UNEXPECTED_ERROR, "extensions": {"code": INTERNAL}}
+    formatted: dict[str, Any] = dict(error.formatted)
+    extensions = formatted.get("extensions") or {}
+    formatted["extensions"] = {"code": request_error_code(error.message), **extensions}
+    return formatted
+
+
 class GraphQLView(GraphQL[Context, None]):
+    request_adapter_class = RequestAdapter
+
     def __init__(self, schema: Any, settings: Settings, services: Services) -> None:
         super().__init__(
             schema,
@@ -100,6 +163,9 @@ class GraphQLView(GraphQL[Context, None]):
             )
         except HTTPException as exc:
             response = self.error_response(exc.status_code, exc.reason, media_type)
+        except Exception:  # a bug of ours: logged, and answered as GraphQL, never as plain text
+            logger.exception("unexpected error answering {} {}", scope["method"], scope["path"])
+            response = self.error_response(500, UNEXPECTED_ERROR, media_type)
         await response(scope, receive, send)
 
     @staticmethod
@@ -127,7 +193,10 @@ class GraphQLView(GraphQL[Context, None]):
         }
         headers = {"Allow": "GET, POST"} if status == 405 else None
         return Response(
-            orjson.dumps(body), status_code=status, media_type=media_type, headers=headers
+            orjson.dumps(body),
+            status_code=status,
+            media_type=f"{media_type}; charset=utf-8",
+            headers=headers,
         )
 
     # ------------------------------------------------------------------ Strawberry hooks
@@ -178,6 +247,11 @@ class GraphQLView(GraphQL[Context, None]):
             content_type, _ = parse_content_type(request.content_type or "")
             if content_type != JSON:
                 raise HTTPException(415, "POST requests must have Content-Type: application/json.")
+            # Strawberry takes any JSON for an object and fails on `null` or `"x"` (a 500).
+            body = await request.get_body()
+            if not JSON_CONTAINER.match(body):
+                self.parse_json(body)  # malformed JSON is reported as such
+                raise HTTPException(400, 'The request body must be a JSON object {"query": ...}.')
         try:
             data = await super().parse_http_body(request)
         except HTTPException as exc:
@@ -185,9 +259,18 @@ class GraphQLView(GraphQL[Context, None]):
                 raise HTTPException(
                     400, "Batched requests (a JSON array) are not supported."
                 ) from exc
+            if request.method == "GET" and exc.reason == "Unable to parse request body as JSON":
+                # A GET has no body: the JSON that failed is in `variables` or `extensions`.
+                raise HTTPException(
+                    400, "The `variables` and `extensions` parameters must be JSON objects."
+                ) from exc
             raise
-        if not isinstance(data, list) and not data.query:
-            raise HTTPException(400, "No GraphQL query found in the request.")
+        if not isinstance(data, list):
+            if not data.query:
+                raise HTTPException(400, "No GraphQL query found in the request.")
+            if not isinstance(data.operation_name, str | None):
+                # Strawberry would answer `Unknown operation named "5"`, which misleads.
+                raise HTTPException(400, "`operationName` must be a string or null.")
         return data
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
@@ -201,18 +284,14 @@ class GraphQLView(GraphQL[Context, None]):
     async def process_result(
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
-        if not isinstance(result, PreExecutionError):
+        if not is_request_error(result):
             return await super().process_result(request, result)
         # The request never reached execution: no "data" key, each error says why.
-        errors: list[object] = []
-        for error in result.errors or []:
-            formatted = dict(error.formatted)
-            formatted.setdefault("extensions", {"code": request_error_code(error.message)})
-            errors.append(formatted)
+        errors = result.errors or []
         sub_response: Response = request.state.sub_response
         if sub_response.media_type == GRAPHQL_RESPONSE:
-            sub_response.status_code = 400
-        return {"errors": errors}
+            sub_response.status_code = 400 if all(map(is_expected, errors)) else 500
+        return {"errors": [format_request_error(error) for error in errors]}
 
     def create_response(
         self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response

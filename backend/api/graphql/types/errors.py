@@ -41,3 +41,8 @@ class InUseError(Error):
 @strawberry.type(description="The object was deleted.")
 class Deleted:
     id: strawberry.ID
+
+
+@strawberry.type(description="The execution is not in a status that allows this.")
+class InvalidTransitionError(Error):
+    current_status: str = strawberry.field(description="The execution's status right now.")

@@ -1,0 +1,193 @@
+"""Execution queries, mutations and subscriptions: parse, call ExecutionService, shape."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+
+from backend.api.graphql.context import Info
+from backend.api.graphql.errors import ClientError, error_result
+from backend.api.graphql.mirror import input_type, to_schema
+from backend.api.graphql.pagination import connection, page_request, parse_id
+from backend.api.graphql.types.errors import (
+    ConflictError,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
+from backend.api.graphql.types.execution import Execution, ExecutionEvent, event_type, execution_type
+from backend.api.graphql.types.pagination import Connection
+from backend.core.errors import DomainError, NotFound
+from backend.schemas import ExecutionCreate, ExecutionStatus, TimeRange
+
+if TYPE_CHECKING:
+    ExecutionCreateInput = Any
+else:
+    ExecutionCreateInput = input_type(
+        ExecutionCreate,
+        "ExecutionCreateInput",
+        partial=False,
+        description="Launch a stored crew (crewId) or an inline crew config (crew), not both.",
+    )
+
+CreateExecutionResult = Annotated[
+    Execution | ValidationError | NotFoundError | ConflictError,
+    strawberry.union("CreateExecutionResult"),
+]
+CancelExecutionResult = Annotated[
+    Execution | NotFoundError | InvalidTransitionError | ConflictError,
+    strawberry.union("CancelExecutionResult"),
+]
+RetryExecutionResult = Annotated[
+    Execution | NotFoundError | InvalidTransitionError | ConflictError,
+    strawberry.union("RetryExecutionResult"),
+]
+
+
+@strawberry.input(description="Narrows executions; all given conditions must hold.")
+class ExecutionFilter:
+    statuses: list[ExecutionStatus] | None = strawberry.field(
+        default=None, description="Any of these statuses."
+    )
+    crew_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Launched from this crew."
+    )
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _crew_id(flt: ExecutionFilter) -> uuid.UUID | None:
+    if flt.crew_id is None:
+        return None
+    crew_id = parse_id(flt.crew_id)
+    if crew_id is None:
+        raise ClientError("`filter.crewId` is not a valid id.", argument="filter")
+    return crew_id
+
+
+def _known_execution_id(value: strawberry.ID) -> uuid.UUID:
+    execution_id = parse_id(value)
+    if execution_id is None:
+        raise NotFound("Execution", value)
+    return execution_id
+
+
+@strawberry.type
+class ExecutionQuery:
+    @strawberry.field(description="One execution of your workspace, or null if there is none.")
+    async def execution(self, info: Info, id: strawberry.ID) -> Execution | None:
+        execution_id = parse_id(id)
+        if execution_id is None:
+            return None
+        found = await info.context.loaders.execution.load(execution_id)
+        return None if found is None else execution_type(found)
+
+    @strawberry.field(description="Executions of your workspace, newest first.")
+    async def executions(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        filter: ExecutionFilter | None = None,
+    ) -> Connection[Execution]:
+        ctx = info.context
+        flt = filter or ExecutionFilter()
+        page = await ctx.services.executions.list_executions(
+            ctx.workspace_id,
+            page_request(ctx.settings, first, after),
+            statuses=flt.statuses or (),
+            crew_id=_crew_id(flt),
+            created=TimeRange(flt.created_after, flt.created_before),
+        )
+        return connection(
+            [execution_type(e) for e in page.items],
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+        )
+
+
+@strawberry.type
+class ExecutionMutation:
+    @strawberry.mutation(description="Launch a crew; watch it with executionEvents.")
+    async def create_execution(
+        self, info: Info, input: ExecutionCreateInput
+    ) -> CreateExecutionResult:
+        ctx = info.context
+        try:
+            execution = await ctx.services.executions.create_execution(
+                ctx.workspace_id, to_schema(ExecutionCreate, input)
+            )
+        except DomainError as error:
+            return error_result(error)  # type: ignore[no-any-return]
+        return execution_type(execution)
+
+    @strawberry.mutation(
+        description="Cancel: a queued execution at once, a running one at its next step "
+        "(or at once with force)."
+    )
+    async def cancel_execution(
+        self, info: Info, id: strawberry.ID, force: bool = False
+    ) -> CancelExecutionResult:
+        ctx = info.context
+        try:
+            execution = await ctx.services.executions.cancel_execution(
+                ctx.workspace_id, _known_execution_id(id), force=force
+            )
+        except DomainError as error:
+            return error_result(error)  # type: ignore[no-any-return]
+        return execution_type(execution)
+
+    @strawberry.mutation(description="Run a finished execution's config again, as a new one.")
+    async def retry_execution(self, info: Info, id: strawberry.ID) -> RetryExecutionResult:
+        ctx = info.context
+        try:
+            execution = await ctx.services.executions.retry_execution(
+                ctx.workspace_id, _known_execution_id(id)
+            )
+        except DomainError as error:
+            return error_result(error)  # type: ignore[no-any-return]
+        return execution_type(execution)
+
+
+@strawberry.type
+class ExecutionSubscription:
+    @strawberry.subscription(
+        description="Every event of one execution in order: the stored ones after `after`, then "
+        "live ones; no gap, no duplicate. Completes after the terminal event."
+    )
+    async def execution_events(
+        self, info: Info, execution_id: strawberry.ID, after: int | None = None
+    ) -> AsyncGenerator[ExecutionEvent, None]:
+        ctx = info.context
+        parsed = parse_id(execution_id)
+        if parsed is None:
+            raise ClientError(f"Execution {execution_id} does not exist.", "NOT_FOUND")
+        stream = ctx.services.executions.stream_events(ctx.workspace_id, parsed, after=after or 0)
+        try:
+            async for event in stream:
+                yield event_type(event)
+        except NotFound as missing:
+            raise ClientError(missing.message, "NOT_FOUND") from None
+        finally:
+            await stream.aclose()
+
+    @strawberry.subscription(
+        description="A live feed of status changes of your executions, for dashboards."
+    )
+    async def execution_updates(
+        self, info: Info, filter: ExecutionFilter | None = None
+    ) -> AsyncGenerator[ExecutionEvent, None]:
+        ctx = info.context
+        flt = filter or ExecutionFilter()
+        stream = ctx.services.executions.stream_updates(
+            ctx.workspace_id, statuses=flt.statuses or (), crew_id=_crew_id(flt)
+        )
+        try:
+            async for event in stream:
+                yield event_type(event)
+        finally:
+            await stream.aclose()

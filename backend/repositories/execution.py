@@ -1,0 +1,148 @@
+"""Executions, their task states and their events, always within one workspace.
+
+The runner's cross-workspace queries (claiming queued work, heartbeats, crash recovery) are in
+`execution_queue.py`, kept apart so that every method here keeps taking a workspace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+
+from backend.models import Execution, ExecutionEvent, ExecutionTask
+from backend.repositories.base import BaseRepository
+
+
+class ExecutionRepository(BaseRepository[Execution]):
+    model = Execution
+
+    async def get_for_update(self, workspace_id: uuid.UUID, execution_id: uuid.UUID) -> Row[Any] | None:
+        """The row, locked until commit on PostgreSQL (SQLite's write lock already serializes)."""
+        stmt = self._select(workspace_id).where(Execution.id == execution_id).with_for_update()
+        row: Row[Any] | None = (await self.session.execute(stmt)).first()
+        return row
+
+    async def by_idempotency_key(self, workspace_id: uuid.UUID, key: str) -> Row[Any] | None:
+        stmt = self._select(workspace_id).where(Execution.idempotency_key == key)
+        row: Row[Any] | None = (await self.session.execute(stmt)).first()
+        return row
+
+    async def allocate_seq(self, workspace_id: uuid.UUID, execution_id: uuid.UUID, count: int) -> int:
+        """Reserves `count` event numbers; returns the last. Gapless: a rollback returns them."""
+        stmt = (
+            update(Execution)
+            .where(Execution.workspace_id == workspace_id, Execution.id == execution_id)
+            .values(last_seq=Execution.last_seq + count)
+            .returning(Execution.last_seq)
+        )
+        last: int = (await self.session.execute(stmt)).scalar_one()
+        return last
+
+    async def children(
+        self, workspace_id: uuid.UUID, parent_ids: Sequence[uuid.UUID]
+    ) -> list[Row[Any]]:
+        if not parent_ids:
+            return []
+        stmt = (
+            self._select(workspace_id)
+            .where(Execution.parent_id.in_(set(parent_ids)))
+            .order_by(Execution.id)
+        )
+        return list((await self.session.execute(stmt)).all())
+
+    # ------------------------------------------------------------ task states
+
+    async def add_tasks(self, execution_id: uuid.UUID, tasks: list[dict[str, Any]]) -> None:
+        await self.session.execute(
+            insert(ExecutionTask), [{"execution_id": execution_id, **t} for t in tasks]
+        )
+
+    async def tasks(
+        self, workspace_id: uuid.UUID, execution_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[Row[Any]]]:
+        found: dict[uuid.UUID, list[Row[Any]]] = {i: [] for i in execution_ids}
+        if not execution_ids:
+            return found
+        stmt = (
+            select(*ExecutionTask.__table__.c)
+            .join(Execution, Execution.id == ExecutionTask.execution_id)
+            .where(
+                Execution.workspace_id == workspace_id,
+                ExecutionTask.execution_id.in_(set(execution_ids)),
+            )
+            .order_by(ExecutionTask.execution_id, ExecutionTask.position)
+        )
+        for row in await self.session.execute(stmt):
+            found[row.execution_id].append(row)
+        return found
+
+    async def update_task(
+        self,
+        workspace_id: uuid.UUID,
+        execution_id: uuid.UUID,
+        position: int,
+        values: dict[str, Any],
+        *,
+        append_output: str | None = None,
+    ) -> None:
+        if append_output:
+            values = {**values, "output": ExecutionTask.output + append_output}
+        owned = select(Execution.id).where(
+            Execution.workspace_id == workspace_id, Execution.id == execution_id
+        )
+        await self.session.execute(
+            update(ExecutionTask)
+            .where(
+                ExecutionTask.execution_id.in_(owned.scalar_subquery()),
+                ExecutionTask.position == position,
+            )
+            .values(**values)
+        )
+
+    async def update_open_tasks(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, statuses: Sequence[str], values: dict[str, Any]
+    ) -> None:
+        owned = select(Execution.id).where(
+            Execution.workspace_id == workspace_id, Execution.id == execution_id
+        )
+        await self.session.execute(
+            update(ExecutionTask)
+            .where(
+                ExecutionTask.execution_id.in_(owned.scalar_subquery()),
+                ExecutionTask.status.in_(list(statuses)),
+            )
+            .values(**values)
+        )
+
+    # ------------------------------------------------------------ events
+
+    async def add_events(self, rows: list[dict[str, Any]]) -> None:
+        """Inserts events whose seq the caller allocated with `allocate_seq` in this transaction."""
+        await self.session.execute(insert(ExecutionEvent), rows)
+
+    async def events(
+        self,
+        workspace_id: uuid.UUID,
+        execution_id: uuid.UUID,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        until: int | None = None,
+    ) -> list[Row[Any]]:
+        stmt = (
+            select(*ExecutionEvent.__table__.c)
+            .join(Execution, Execution.id == ExecutionEvent.execution_id)
+            .where(
+                Execution.workspace_id == workspace_id,
+                ExecutionEvent.execution_id == execution_id,
+                ExecutionEvent.seq > after,
+            )
+            .order_by(ExecutionEvent.seq)
+            .limit(limit)
+        )
+        if until is not None:
+            stmt = stmt.where(ExecutionEvent.seq <= until)
+        return list((await self.session.execute(stmt)).all())

@@ -1,0 +1,96 @@
+"""The built-in sequential engine (CrewAI's "sequential" process).
+
+Each task's prompt is made from its agent (role, goal, backstory), its description and expected
+output with the inputs filled in, and the outputs of its context tasks; the task's output is the
+model's answer. The engine reports everything through a Reporter (which goes to
+ExecutionService) and checks for cancellation at every chunk.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from backend.runner.providers.base import ChatMessage, ModelCall, ProviderError, parse_llm
+from backend.runner.providers.registry import ProviderRegistry
+from backend.schemas import AgentConfig, CrewConfig, TaskConfig
+from backend.services.execution_config import fill
+
+
+class Cancelled(Exception):
+    """Raised at an await point once a graceful cancellation was requested."""
+
+
+class TaskFailed(Exception):
+    def __init__(self, position: int, message: str) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class Reporter(Protocol):
+    async def task_started(self, position: int) -> None: ...
+
+    async def output(self, position: int, chunk: str) -> None: ...
+
+    async def task_completed(self, position: int, output: str) -> None: ...
+
+    async def task_failed(self, position: int, error: str, output: str) -> None: ...
+
+    def check_cancelled(self) -> None: ...
+
+
+def build_messages(
+    agent: AgentConfig,
+    task: TaskConfig,
+    inputs: dict[str, Any],
+    context: list[tuple[str, str]],
+) -> list[ChatMessage]:
+    system = (
+        f"You are {agent.name}, {fill(agent.role, inputs)}.\n"
+        f"Your goal: {fill(agent.goal, inputs)}."
+        + (f"\nBackstory: {fill(agent.backstory, inputs)}" if agent.backstory else "")
+    )
+    parts = [
+        f"Task: {fill(task.description, inputs)}",
+        f"Expected output: {fill(task.expected_output, inputs)}",
+    ]
+    for name, output in context:
+        parts.append(f"Context from task {name!r}:\n{output}")
+    return [ChatMessage("system", system), ChatMessage("user", "\n\n".join(parts))]
+
+
+class SequentialEngine:
+    def __init__(self, providers: ProviderRegistry) -> None:
+        self.providers = providers
+
+    async def run(
+        self, config: CrewConfig, inputs: dict[str, Any], reporter: Reporter
+    ) -> dict[str, Any]:
+        outputs: dict[str, str] = {}
+        for position, task in enumerate(config.tasks):
+            reporter.check_cancelled()
+            agent = config.agent(task.agent)
+            await reporter.task_started(position)
+            context = [(name, outputs[name]) for name in task.context]
+            provider_name, model = parse_llm(agent.llm)
+            call = ModelCall(
+                provider=provider_name,
+                model=model,
+                messages=build_messages(agent, task, inputs, context),
+                temperature=agent.temperature,
+            )
+            output = ""
+            try:
+                provider = self.providers.get(provider_name)
+                async for chunk in provider.stream(call):
+                    reporter.check_cancelled()
+                    output += chunk
+                    await reporter.output(position, chunk)
+            except ProviderError as exc:
+                await reporter.task_failed(position, str(exc), output)
+                raise TaskFailed(position, f"task {task.name!r} failed: {exc}") from exc
+            outputs[task.name] = output
+            await reporter.task_completed(position, output)
+        return {
+            "tasks": [{"name": t.name, "output": outputs[t.name]} for t in config.tasks],
+            "final": outputs[config.tasks[-1].name],
+        }

@@ -1,0 +1,1 @@
+"""Language-model providers: how an agent's `llm` string becomes a stream of text."""

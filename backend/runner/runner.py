@@ -1,0 +1,209 @@
+"""The embedded runner: claims QUEUED executions and runs them, at most N at once.
+
+Started and stopped by the application's lifespan. It keeps a strong reference to every task it
+starts (asyncio only keeps weak ones), records heartbeats, and reports everything through
+ExecutionService. Cancellation: graceful requests are seen by the engine at its next await point;
+forced ones (or graceful ones that outlive `cancel_timeout_seconds`) cancel the asyncio task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import uuid
+from dataclasses import dataclass
+
+from loguru import logger
+
+from backend.config.settings import Settings
+from backend.runner.engine import Cancelled, SequentialEngine, TaskFailed
+from backend.runner.reporter import CancelState, ExecutionReporter
+from backend.services.execution_service import ExecutionGone, ExecutionService, RunHandle
+
+
+def make_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[None]
+    cancel: CancelState
+    force_timer: asyncio.TimerHandle | None = None
+
+
+class Runner:
+    def __init__(
+        self,
+        service: ExecutionService,
+        engine: SequentialEngine,
+        settings: Settings,
+        worker_id: str | None = None,
+    ) -> None:
+        self.service = service
+        self.engine = engine
+        self.settings = settings
+        self.worker_id = worker_id or make_worker_id()
+        self._running: dict[uuid.UUID, _Running] = {}
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._background: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------ signals from the service
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def cancel(self, execution_id: uuid.UUID, force: bool) -> None:
+        running = self._running.get(execution_id)
+        if running is None:
+            return
+        if force:
+            self._force(execution_id, "Cancelled on request (forced).")
+            return
+        running.cancel.requested = True
+        if running.force_timer is None:
+            timeout = self.settings.cancel_timeout_seconds
+            running.force_timer = asyncio.get_running_loop().call_later(
+                timeout,
+                self._force,
+                execution_id,
+                f"Cancelled: it did not stop within {timeout:g}s, so it was forced.",
+            )
+
+    def _force(self, execution_id: uuid.UUID, reason: str) -> None:
+        running = self._running.get(execution_id)
+        if running is None:
+            return
+        running.cancel.requested = True
+        running.cancel.forced = True
+        running.cancel.reason = reason
+        running.task.cancel()
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def active(self) -> int:
+        return len(self._running)
+
+    async def start(self) -> None:
+        crashed = await self.service.crash_unfinished(
+            "The process that ran this execution stopped before it finished."
+        )
+        if crashed:
+            logger.warning("marked {} unfinished execution(s) from an earlier run CRASHED", crashed)
+        self.service.signals = self
+        self._background = [
+            asyncio.create_task(self._claim_loop(), name="runner-claim"),
+            asyncio.create_task(self._heartbeat_loop(), name="runner-heartbeat"),
+        ]
+        logger.info(
+            "runner {} started: up to {} executions at once",
+            self.worker_id,
+            self.settings.runner_concurrency,
+        )
+
+    async def stop(self) -> None:
+        """Stops claiming, lets running executions finish within the grace period, then
+        cancels the rest with a reason that says why."""
+        self._stopping = True
+        self.service.signals = None
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        grace = self.settings.shutdown_grace_seconds
+        if self._running:
+            logger.info("waiting up to {}s for {} execution(s)", grace, len(self._running))
+            tasks = [r.task for r in self._running.values()]
+            await asyncio.wait(tasks, timeout=grace)
+        for execution_id in list(self._running):
+            self._force(
+                execution_id,
+                f"Cancelled: the server shut down and the {grace:g}s grace period ran out.",
+            )
+        remaining = [r.task for r in self._running.values()]
+        if remaining:
+            await asyncio.gather(*remaining, return_exceptions=True)
+        logger.info("runner {} stopped", self.worker_id)
+
+    # ------------------------------------------------------------ loops
+
+    async def _claim_loop(self) -> None:
+        backoff = 0.5
+        while not self._stopping:
+            self._wakeup.clear()
+            free = self.settings.runner_concurrency - len(self._running)
+            claimed: list[RunHandle] = []
+            if free > 0:
+                try:
+                    claimed = await self.service.claim(self.worker_id, free)
+                    backoff = 0.5
+                except Exception:
+                    logger.exception("claiming queued executions failed; retrying in {}s", backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 30)
+                    continue
+                for run in claimed:
+                    self._start(run)
+            if claimed and len(claimed) == free:
+                await asyncio.sleep(0)  # maybe more queued: go again once a slot frees
+                if len(self._running) < self.settings.runner_concurrency:
+                    continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wakeup.wait(), timeout=self.settings.runner_poll_interval_seconds
+                )
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.settings.heartbeat_interval_seconds)
+            if not self._running:
+                continue
+            try:
+                await self.service.heartbeat(self.worker_id, list(self._running))
+            except Exception:
+                logger.exception("recording heartbeats failed")
+
+    # ------------------------------------------------------------ one execution
+
+    def _start(self, run: RunHandle) -> None:
+        cancel = CancelState()
+        task = asyncio.create_task(self._execute(run, cancel), name=f"execution-{run.id}")
+        self._running[run.id] = _Running(task, cancel)
+
+    async def _execute(self, run: RunHandle, cancel: CancelState) -> None:
+        reporter = ExecutionReporter(
+            self.service, run, cancel, self.settings.output_flush_interval_seconds
+        )
+        try:
+            logger.info("execution {} ({}) started", run.id, run.name)
+            try:
+                result = await self.engine.run(run.config, run.inputs, reporter)
+                await self.service.complete(run, result)
+                logger.info("execution {} completed", run.id)
+            except Cancelled as stop:
+                await self.service.cancelled(run, str(stop))
+                logger.info("execution {} cancelled: {}", run.id, stop)
+            except asyncio.CancelledError:
+                if not cancel.forced:
+                    raise
+                # Our own forced cancellation: record it, and let the task end normally.
+                await self.service.cancelled(run, cancel.reason)
+                logger.info("execution {} cancelled: {}", run.id, cancel.reason)
+            except TaskFailed as failure:
+                await self.service.fail(run, str(failure))
+                logger.info("execution {} failed: {}", run.id, failure)
+        except ExecutionGone as gone:
+            logger.info("execution {} stopped: {}", run.id, gone.message)
+        except Exception as exc:
+            logger.exception("execution {} broke", run.id)
+            with contextlib.suppress(ExecutionGone):
+                await self.service.fail(run, f"internal error ({type(exc).__name__}); see the server log")
+        finally:
+            running = self._running.pop(run.id, None)
+            if running is not None and running.force_timer is not None:
+                running.force_timer.cancel()
+            self._wakeup.set()

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from backend.schemas.base import InputSchema
+from backend.schemas.execution.config import CrewConfig
+
+
+class ExecutionCreate(InputSchema):
+    crew_id: uuid.UUID | None = Field(default=None, description="The stored crew to launch (or give `crew`).")
+    crew: CrewConfig | None = Field(default=None, description="An inline crew config to launch (or give `crewId`).")
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="Values for {placeholders} in task texts."
+    )
+    name: str | None = Field(default=None, max_length=200, description="Generated when omitted.")
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Repeating a request with the same key returns the same execution.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExecutionCreate:
+        if (self.crew_id is None) == (self.crew is None):
+            raise ValueError("give exactly one of crewId or crew")
+        return self

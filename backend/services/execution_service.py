@@ -1,0 +1,652 @@
+"""ExecutionService: creating, running, tracking, cancelling, retrying and naming executions.
+
+Consolidated as the seed describes. Resolvers call the first half (launch, read, cancel, retry);
+the runner calls the second half to report what an engine does. Either way every status change
+goes through `execution_status.check` and is written together with the events that describe it,
+in one transaction; the events reach the bus only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Row
+
+from backend.core.errors import Conflict, DomainError, FieldProblem, NotFound, ValidationFailed
+from backend.core.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from backend.events.bus import BusEvent, EventBus
+from backend.schemas import (
+    TERMINAL,
+    CrewConfig,
+    EventType,
+    ExecutionCreate,
+    ExecutionEventResponse,
+    ExecutionResponse,
+    ExecutionStatus,
+    ExecutionTaskResponse,
+    Page,
+    PageRequest,
+    TaskStatus,
+    TimeRange,
+)
+from backend.services import execution_status
+from backend.services.crew_service import CrewService
+from backend.services.execution_config import (
+    descriptive_name,
+    missing_inputs,
+    request_hash,
+    snapshot_of,
+    unknown_providers,
+)
+from backend.utils.time import utcnow
+
+S = ExecutionStatus
+ANY_TIME = TimeRange()
+TERMINAL_EVENTS = frozenset(
+    {
+        EventType.EXECUTION_COMPLETED,
+        EventType.EXECUTION_FAILED,
+        EventType.EXECUTION_CANCELLED,
+        EventType.EXECUTION_CRASHED,
+    }
+)
+
+
+class RunnerSignals(Protocol):
+    """How the service reaches a runner in this process (embedded mode)."""
+
+    def wake(self) -> None: ...
+
+    def cancel(self, execution_id: uuid.UUID, force: bool) -> None: ...
+
+
+class ExecutionGone(DomainError):
+    """The execution was finished elsewhere (cancelled, crashed by a reaper): stop running it."""
+
+    code = "EXECUTION_GONE"
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    message: str = ""
+    task_position: int | None = None
+    data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    """What the runner needs to run one claimed execution."""
+
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    name: str
+    config: CrewConfig
+    inputs: dict[str, Any]
+
+
+def _execution(row: Row[Any]) -> ExecutionResponse:
+    return ExecutionResponse.model_construct(**row._mapping)
+
+
+def _task(row: Row[Any]) -> ExecutionTaskResponse:
+    return ExecutionTaskResponse.model_construct(**row._mapping)
+
+
+def _event(row: Row[Any] | dict[str, Any]) -> ExecutionEventResponse:
+    values = row if isinstance(row, dict) else row._mapping
+    return ExecutionEventResponse.model_construct(**{k: values[k] for k in _EVENT_FIELDS})
+
+
+_EVENT_FIELDS = tuple(ExecutionEventResponse.model_fields)
+
+
+class ExecutionService:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        read_uow: UnitOfWorkFactory,
+        crews: CrewService,
+        bus: EventBus,
+        known_providers: Callable[[], Iterable[str]],
+        lease_seconds: float = 30.0,
+    ) -> None:
+        self._uow = uow
+        self._read_uow = read_uow
+        self._crews = crews
+        self.bus = bus
+        self._known_providers = known_providers
+        self._lease = timedelta(seconds=lease_seconds)
+        self.signals: RunnerSignals | None = None
+
+    # ================================================================ launching
+
+    async def create_execution(
+        self, workspace_id: uuid.UUID, data: ExecutionCreate
+    ) -> ExecutionResponse:
+        config, crew_id, field = await self._config_for(workspace_id, data)
+        problems = unknown_providers(config, self._known_providers(), field + ".agents.{index}.llm")
+        problems += missing_inputs(config, data.inputs)
+        if problems:
+            raise ValidationFailed(problems)
+        digest = request_hash(data.crew_id, data.crew, data.inputs, data.name)
+        if data.idempotency_key is not None:
+            existing = await self._by_idempotency_key(workspace_id, data.idempotency_key, digest)
+            if existing is not None:
+                return existing
+        try:
+            return await self._insert(workspace_id, data, config, crew_id, digest, parent_id=None)
+        except Conflict:
+            if data.idempotency_key is None:
+                raise
+            # A concurrent request with the same key won the insert: answer as it did.
+            existing = await self._by_idempotency_key(workspace_id, data.idempotency_key, digest)
+            if existing is None:
+                raise
+            return existing
+
+    async def retry_execution(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID
+    ) -> ExecutionResponse:
+        async with self._read_uow() as uow:
+            row = await uow.executions.get(workspace_id, execution_id)
+        if row is None:
+            raise NotFound("Execution", execution_id)
+        execution_status.check_retry(execution_id, S(row.status))
+        config = CrewConfig.model_validate(row.config)
+        data = ExecutionCreate.model_construct(
+            crew_id=row.crew_id, crew=None, inputs=row.inputs, name=None, idempotency_key=None
+        )
+        name = row.name if row.name.startswith("Retry of ") else f"Retry of {row.name}"
+        data = data.model_copy(update={"name": name[:200]})
+        return await self._insert(
+            workspace_id, data, config, row.crew_id, None, parent_id=execution_id,
+            crew_name=row.crew_name,
+        )
+
+    async def _config_for(
+        self, workspace_id: uuid.UUID, data: ExecutionCreate
+    ) -> tuple[CrewConfig, uuid.UUID | None, str]:
+        if data.crew is not None:
+            return data.crew, None, "crew"
+        assert data.crew_id is not None
+        crew = await self._crews.get_crew(workspace_id, data.crew_id)
+        tasks = await self._crews.tasks_by_ids(workspace_id, crew.task_ids)
+        agents = await self._crews.agents_by_ids(
+            workspace_id, list({t.agent_id for t in tasks.values()})
+        )
+        if len(tasks) != len(crew.task_ids):
+            raise Conflict("The crew changed while it was being launched; try again.")
+        return snapshot_of(crew, tasks, agents), crew.id, "crewId"
+
+    async def _by_idempotency_key(
+        self, workspace_id: uuid.UUID, key: str, digest: str
+    ) -> ExecutionResponse | None:
+        async with self._read_uow() as uow:
+            row = await uow.executions.by_idempotency_key(workspace_id, key)
+        if row is None:
+            return None
+        if row.request_hash != digest:
+            raise Conflict(
+                "This idempotencyKey was already used for a different request.", "idempotency_key"
+            )
+        return _execution(row)
+
+    async def _insert(
+        self,
+        workspace_id: uuid.UUID,
+        data: ExecutionCreate,
+        config: CrewConfig,
+        crew_id: uuid.UUID | None,
+        digest: str | None,
+        *,
+        parent_id: uuid.UUID | None,
+        crew_name: str | None = None,
+    ) -> ExecutionResponse:
+        name = (data.name or "").strip() or descriptive_name(config, data.inputs)
+        async with self._uow() as uow:
+            row = await uow.executions.add(
+                workspace_id,
+                {
+                    "name": name,
+                    "status": S.QUEUED,
+                    "crew_id": crew_id,
+                    "crew_name": crew_name or config.name,
+                    "config": config.model_dump(mode="json"),
+                    "inputs": data.inputs,
+                    "idempotency_key": data.idempotency_key,
+                    "request_hash": digest,
+                    "parent_id": parent_id,
+                },
+            )
+            await uow.executions.add_tasks(
+                row.id,
+                [
+                    {"position": i, "name": t.name, "agent_name": t.agent, "status": TaskStatus.PENDING}
+                    for i, t in enumerate(config.tasks)
+                ],
+            )
+            message = f"Queued {name!r}" + (f" (retry of {parent_id})" if parent_id else "")
+            row = await self._record(uow, row, S.QUEUED, [Event(EventType.EXECUTION_QUEUED, message)])
+        if self.signals is not None:
+            self.signals.wake()
+        return _execution(row)
+
+    # ================================================================ reading
+
+    async def get_execution(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID
+    ) -> ExecutionResponse:
+        found = await self.executions_by_ids(workspace_id, [execution_id])
+        if execution_id not in found:
+            raise NotFound("Execution", execution_id)
+        return found[execution_id]
+
+    async def executions_by_ids(
+        self, workspace_id: uuid.UUID, ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, ExecutionResponse]:
+        async with self._read_uow() as uow:
+            rows = await uow.executions.get_many(workspace_id, ids)
+        return {i: _execution(r) for i, r in rows.items()}
+
+    async def list_executions(
+        self,
+        workspace_id: uuid.UUID,
+        page: PageRequest,
+        *,
+        statuses: Sequence[ExecutionStatus] = (),
+        crew_id: uuid.UUID | None = None,
+        created: TimeRange = ANY_TIME,
+    ) -> Page[ExecutionResponse]:
+        async with self._read_uow() as uow:
+            c = uow.executions.table.c
+            extra = []
+            if statuses:
+                extra.append(c.status.in_([s.value for s in statuses]))
+            if crew_id is not None:
+                extra.append(c.crew_id == crew_id)
+            rows = await uow.executions.list(
+                workspace_id,
+                page,
+                created_after=created.created_after,
+                created_before=created.created_before,
+                extra=extra,
+            )
+        return Page([_execution(r) for r in rows.items], rows.has_next_page, rows.has_previous_page)
+
+    async def tasks_of(
+        self, workspace_id: uuid.UUID, execution_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[ExecutionTaskResponse]]:
+        async with self._read_uow() as uow:
+            rows = await uow.executions.tasks(workspace_id, execution_ids)
+        return {i: [_task(r) for r in rs] for i, rs in rows.items()}
+
+    async def retries_of(
+        self, workspace_id: uuid.UUID, execution_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[ExecutionResponse]]:
+        async with self._read_uow() as uow:
+            rows = await uow.executions.children(workspace_id, execution_ids)
+        found: dict[uuid.UUID, list[ExecutionResponse]] = {i: [] for i in execution_ids}
+        for row in rows:
+            found[row.parent_id].append(_execution(row))
+        return found
+
+    async def events(
+        self,
+        workspace_id: uuid.UUID,
+        execution_id: uuid.UUID,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        until: int | None = None,
+    ) -> list[ExecutionEventResponse]:
+        async with self._read_uow() as uow:
+            rows = await uow.executions.events(
+                workspace_id, execution_id, after=after, limit=limit, until=until
+            )
+        return [_event(r) for r in rows]
+
+    # ================================================================ watching
+
+    async def stream_events(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, *, after: int = 0
+    ) -> AsyncIterator[ExecutionEventResponse]:
+        """Every event with seq > after, in order, with no gap and no duplicate: the stored
+        history first, then live events; ends after the terminal event.
+
+        It subscribes before reading the history, so an event committed meanwhile is in one or
+        the other (or both, and then dropped by seq). A gap in what the bus delivers (this
+        subscriber lagged, or the bus lost its connection) is filled from the table. No session
+        is held while the caller consumes an event.
+        """
+        await self.get_execution(workspace_id, execution_id)  # NotFound before anything else
+        last = max(after, 0)
+        async with self.bus.subscribe(execution_id) as subscription:
+            while True:  # history, page by page
+                page = await self.events(workspace_id, execution_id, after=last, limit=500)
+                for event in page:
+                    yield event
+                    last = event.seq
+                    if event.type in TERMINAL_EVENTS:
+                        return
+                if len(page) < 500:
+                    break
+            while True:  # live
+                batch = await subscription.next_batch()
+                if subscription.take_lag():
+                    batch = []  # everything after `last` is re-read from the table
+                    async for event in self._catch_up(workspace_id, execution_id, last, None):
+                        yield event
+                        last = event.seq
+                        if event.type in TERMINAL_EVENTS:
+                            return
+                for item in batch:
+                    event = item.event
+                    if event.seq <= last:
+                        continue
+                    if event.seq > last + 1:
+                        async for missed in self._catch_up(
+                            workspace_id, execution_id, last, event.seq - 1
+                        ):
+                            yield missed
+                            last = missed.seq
+                    yield event
+                    last = event.seq
+                    if event.type in TERMINAL_EVENTS:
+                        return
+
+    async def _catch_up(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, after: int, until: int | None
+    ) -> AsyncIterator[ExecutionEventResponse]:
+        while True:
+            page = await self.events(
+                workspace_id, execution_id, after=after, limit=500, until=until
+            )
+            for event in page:
+                yield event
+                after = event.seq
+            if len(page) < 500:
+                return
+
+    async def stream_updates(
+        self,
+        workspace_id: uuid.UUID,
+        *,
+        statuses: Sequence[ExecutionStatus] = (),
+        crew_id: uuid.UUID | None = None,
+    ) -> AsyncIterator[ExecutionEventResponse]:
+        """Status changes of this workspace's executions that match, for as long as the caller
+        stays (a dashboard). A lagging caller gets the latest status of each execution."""
+        wanted = {s.value for s in statuses}
+
+        def accepts(item: BusEvent) -> bool:
+            return (
+                item.workspace_id == workspace_id
+                and (not wanted or item.event.status in wanted)
+                and (crew_id is None or item.crew_id == crew_id)
+            )
+
+        async with self.bus.subscribe_updates(accepts) as feed:
+            while True:
+                for item in await feed.next_batch():
+                    yield item.event
+
+    # ================================================================ cancelling
+
+    async def cancel_execution(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, *, force: bool = False
+    ) -> ExecutionResponse:
+        async with self._uow() as uow:
+            row = await uow.executions.get_for_update(workspace_id, execution_id)
+            if row is None:
+                raise NotFound("Execution", execution_id)
+            current = S(row.status)
+            how = "forced" if force else "graceful"
+            if current == S.QUEUED:
+                row = await self._finish_tasks(uow, row, TaskStatus.CANCELLED)
+                row = await self._record(
+                    uow, row, S.CANCELLED,
+                    [Event(EventType.EXECUTION_CANCELLED, "Cancelled before it started.")],
+                    finished_at=utcnow(),
+                )
+            elif current == S.RUNNING:
+                row = await self._record(
+                    uow, row, S.CANCELLING,
+                    [Event(EventType.EXECUTION_CANCELLING, f"Cancellation requested ({how}).",
+                           data={"force": force})],
+                    cancel_requested=True, cancel_force=force,
+                )
+            elif current == S.CANCELLING and force and not row.cancel_force:
+                row = await self._record(
+                    uow, row, S.CANCELLING,
+                    [Event(EventType.LOG, "Cancellation forced.", data={"force": True})],
+                    cancel_force=True,
+                )
+            elif current != S.CANCELLING:
+                execution_status.check(execution_id, current, S.CANCELLED)
+        if self.signals is not None and S(row.status) == S.CANCELLING:
+            self.signals.cancel(execution_id, bool(row.cancel_force))
+        return _execution(row)
+
+    # ================================================================ the runner's side
+
+    async def claim(self, worker_id: str, limit: int) -> list[RunHandle]:
+        """Moves up to `limit` of the oldest QUEUED executions to RUNNING for this worker."""
+        now = utcnow()
+        handles = []
+        async with self._uow() as uow:
+            for queued in await uow.queue.lock_queued(limit):
+                row = await uow.executions.get(queued.workspace_id, queued.id)
+                assert row is not None
+                row = await self._record(
+                    uow, row, S.RUNNING,
+                    [Event(EventType.EXECUTION_STARTED, f"Started on {worker_id}.",
+                           data={"worker": worker_id})],
+                    worker_id=worker_id, started_at=now, heartbeat_at=now,
+                    lease_expires_at=now + self._lease,
+                )
+                handles.append(
+                    RunHandle(row.id, row.workspace_id, row.name,
+                              CrewConfig.model_validate(row.config), dict(row.inputs))
+                )
+        return handles
+
+    async def heartbeat(self, worker_id: str, execution_ids: Sequence[uuid.UUID]) -> None:
+        now = utcnow()
+        async with self._uow() as uow:
+            await uow.queue.heartbeat(worker_id, execution_ids, now, now + self._lease)
+
+    async def task_started(self, run: RunHandle, position: int) -> None:
+        task = run.config.tasks[position]
+        async with self._uow() as uow:
+            row = await self._running_row(uow, run)
+            await uow.executions.update_task(
+                run.workspace_id, run.id, position,
+                {"status": TaskStatus.RUNNING, "started_at": utcnow()},
+            )
+            await self._record(
+                uow, row, S(row.status),
+                [Event(EventType.TASK_STARTED, f"Task {task.name!r} started ({task.agent}).",
+                       position, {"task": task.name, "agent": task.agent})],
+            )
+
+    async def task_output(self, run: RunHandle, position: int, chunk: str) -> None:
+        async with self._uow() as uow:
+            row = await self._running_row(uow, run)
+            await uow.executions.update_task(
+                run.workspace_id, run.id, position, {}, append_output=chunk
+            )
+            await self._record(
+                uow, row, S(row.status),
+                [Event(EventType.TASK_OUTPUT, chunk, position, {"text": chunk})],
+            )
+
+    async def task_completed(
+        self, run: RunHandle, position: int, output: str, pending_chunk: str = ""
+    ) -> None:
+        task = run.config.tasks[position]
+        events = []
+        if pending_chunk:
+            events.append(Event(EventType.TASK_OUTPUT, pending_chunk, position, {"text": pending_chunk}))
+        events.append(
+            Event(EventType.TASK_COMPLETED, f"Task {task.name!r} completed.", position,
+                  {"task": task.name, "outputChars": len(output)})
+        )
+        async with self._uow() as uow:
+            row = await self._running_row(uow, run)
+            await uow.executions.update_task(
+                run.workspace_id, run.id, position,
+                {"status": TaskStatus.COMPLETED, "output": output, "finished_at": utcnow()},
+            )
+            await self._record(uow, row, S(row.status), events)
+
+    async def task_failed(self, run: RunHandle, position: int, error: str, output: str) -> None:
+        task = run.config.tasks[position]
+        async with self._uow() as uow:
+            row = await self._running_row(uow, run)
+            await uow.executions.update_task(
+                run.workspace_id, run.id, position,
+                {"status": TaskStatus.FAILED, "output": output, "error": error,
+                 "finished_at": utcnow()},
+            )
+            await self._record(
+                uow, row, S(row.status),
+                [Event(EventType.TASK_FAILED, f"Task {task.name!r} failed: {error}", position,
+                       {"task": task.name, "error": error})],
+            )
+
+    async def complete(self, run: RunHandle, result: dict[str, Any]) -> ExecutionStatus:
+        return await self._finish(
+            run, S.COMPLETED, Event(EventType.EXECUTION_COMPLETED, "Execution completed."),
+            result=result,
+        )
+
+    async def fail(self, run: RunHandle, error: str) -> ExecutionStatus:
+        return await self._finish(
+            run, S.FAILED, Event(EventType.EXECUTION_FAILED, f"Execution failed: {error}"),
+            error=error, task_status=TaskStatus.SKIPPED,
+        )
+
+    async def cancelled(self, run: RunHandle, reason: str) -> ExecutionStatus:
+        """Records that the engine stopped; from RUNNING it passes through CANCELLING first."""
+        async with self._uow() as uow:
+            row = await uow.executions.get_for_update(run.workspace_id, run.id)
+            if row is None or S(row.status) in TERMINAL:
+                return S(row.status) if row else S.CANCELLED
+            if S(row.status) == S.RUNNING:
+                row = await self._record(
+                    uow, row, S.CANCELLING,
+                    [Event(EventType.EXECUTION_CANCELLING, reason, data={"force": True})],
+                )
+            row = await self._finish_tasks(uow, row, TaskStatus.CANCELLED)
+            row = await self._record(
+                uow, row, S.CANCELLED, [Event(EventType.EXECUTION_CANCELLED, reason)],
+                finished_at=utcnow(), error=reason,
+            )
+        return S.CANCELLED
+
+    async def crash_unfinished(self, reason: str, worker_id: str | None = None) -> int:
+        """Marks RUNNING/CANCELLING executions CRASHED (at start-up: a previous process died)."""
+        async with self._read_uow() as uow:
+            orphans = await uow.queue.unfinished(worker_id)
+        for orphan in orphans:
+            async with self._uow() as uow:
+                row = await uow.executions.get_for_update(orphan.workspace_id, orphan.id)
+                if row is None or S(row.status) not in (S.RUNNING, S.CANCELLING):
+                    continue
+                row = await self._finish_tasks(uow, row, TaskStatus.FAILED)
+                await self._record(
+                    uow, row, S.CRASHED,
+                    [Event(EventType.EXECUTION_CRASHED, reason,
+                           data={"worker": orphan.worker_id})],
+                    finished_at=utcnow(), error=reason,
+                )
+        return len(orphans)
+
+    async def cancel_requested(self, run: RunHandle) -> tuple[bool, bool]:
+        async with self._read_uow() as uow:
+            row = await uow.executions.get(run.workspace_id, run.id)
+        if row is None:
+            return True, True
+        return bool(row.cancel_requested), bool(row.cancel_force)
+
+    # ================================================================ internals
+
+    async def _finish(
+        self,
+        run: RunHandle,
+        target: ExecutionStatus,
+        event: Event,
+        *,
+        task_status: TaskStatus = TaskStatus.SKIPPED,
+        **values: Any,
+    ) -> ExecutionStatus:
+        async with self._uow() as uow:
+            row = await uow.executions.get_for_update(run.workspace_id, run.id)
+            if row is None:
+                raise ExecutionGone(f"Execution {run.id} no longer exists.")
+            if S(row.status) in TERMINAL:
+                raise ExecutionGone(f"Execution {run.id} is already {row.status}.")
+            row = await self._finish_tasks(uow, row, task_status)
+            await self._record(uow, row, target, [event], finished_at=utcnow(), **values)
+        return target
+
+    async def _running_row(self, uow: UnitOfWork, run: RunHandle) -> Row[Any]:
+        row = await uow.executions.get_for_update(run.workspace_id, run.id)
+        if row is None or S(row.status) not in (S.RUNNING, S.CANCELLING):
+            status = "deleted" if row is None else row.status
+            raise ExecutionGone(f"Execution {run.id} is {status}; it stops here.")
+        return row
+
+    async def _finish_tasks(self, uow: UnitOfWork, row: Row[Any], status: TaskStatus) -> Row[Any]:
+        """Tasks that never ran are SKIPPED; a task that was running takes `status`."""
+        now = utcnow()
+        await uow.executions.update_open_tasks(
+            row.workspace_id, row.id, [TaskStatus.RUNNING], {"status": status, "finished_at": now}
+        )
+        skipped = TaskStatus.CANCELLED if status == TaskStatus.CANCELLED else TaskStatus.SKIPPED
+        await uow.executions.update_open_tasks(
+            row.workspace_id, row.id, [TaskStatus.PENDING], {"status": skipped}
+        )
+        return row
+
+    async def _record(
+        self,
+        uow: UnitOfWork,
+        row: Row[Any],
+        status: ExecutionStatus,
+        events: list[Event],
+        **values: Any,
+    ) -> Row[Any]:
+        """Writes the status (checked), the extra values and the events, in the caller's
+        transaction; publishes the events once it commits."""
+        current = S(row.status)
+        if status != current and not (current == S.QUEUED and status == S.QUEUED):
+            execution_status.check(row.id, current, status)
+        last = await uow.executions.allocate_seq(row.workspace_id, row.id, len(events))
+        now = utcnow()
+        stored = [
+            {
+                "execution_id": row.id,
+                "seq": last - len(events) + 1 + i,
+                "type": e.type,
+                "status": status,
+                "task_position": e.task_position,
+                "message": e.message,
+                "data": e.data or {},
+                "created_at": now,
+            }
+            for i, e in enumerate(events)
+        ]
+        await uow.executions.add_events(stored)
+        updated = await uow.executions.update(
+            row.workspace_id, row.id, {"status": status, "updated_at": now, **values}
+        )
+        assert updated is not None
+        published = [BusEvent(row.workspace_id, row.crew_id, _event(e)) for e in stored]
+        uow.after_commit(lambda: self.bus.publish(published))
+        return updated
