@@ -25,7 +25,18 @@ from starlette.applications import Starlette
 from backend.config.settings import Settings, load_settings
 from backend.db.migrate import upgrade_async
 from backend.main import create_app
-from backend.models import DEFAULT_WORKSPACE_ID, Agent, Crew, CrewTask, Task, TaskContext, Workspace
+from backend.models import (
+    DEFAULT_WORKSPACE_ID,
+    Agent,
+    Crew,
+    CrewTask,
+    Execution,
+    ExecutionEvent,
+    ExecutionTask,
+    Task,
+    TaskContext,
+    Workspace,
+)
 from backend.services.container import Services
 from tests.support.databases import (
     REQUIRE_POSTGRES_ENV,
@@ -126,9 +137,25 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
 async def _clean(application: Starlette) -> None:
     """Deletes every row the test made (children first), keeping the default workspace."""
     async with application.state.engine.begin() as connection:
-        for model in (CrewTask, TaskContext, Crew, Task, Agent):
+        for model in (
+            ExecutionEvent,
+            ExecutionTask,
+            Execution,
+            CrewTask,
+            TaskContext,
+            Crew,
+            Task,
+            Agent,
+        ):
             await connection.execute(delete(model))
         await connection.execute(delete(Workspace).where(Workspace.id != DEFAULT_WORKSPACE_ID))
+
+
+@pytest.fixture
+async def running_app(app: Starlette) -> AsyncIterator[Starlette]:
+    """The app with its lifespan entered: the embedded runner claims and runs executions."""
+    async with app.router.lifespan_context(app):
+        yield app
 
 
 @pytest.fixture
@@ -195,3 +222,94 @@ def live_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     settings = make_settings(sqlite_url(directory))
     with LiveServer(settings) as server:
         yield server.url
+
+
+# ======================================================================= live server per module
+# Added for tests/e2e/test_websocket_executions.py: a real uvicorn server over a fresh, migrated
+# database of its own, once per test module and backend. Nothing above depends on this section.
+
+from collections.abc import Callable  # noqa: E402
+from contextlib import asynccontextmanager  # noqa: E402
+from typing import TypeVar  # noqa: E402
+
+from backend.db.migrate import upgrade  # noqa: E402
+
+_T = TypeVar("_T")
+
+
+class LoopLiveServer(LiveServer):
+    """A LiveServer whose event loop a test can reach.
+
+    The app's state (the bus, the runner) belongs to the server's loop and thread; `call` runs a
+    function there, so a test reads it without racing the code that mutates it.
+    """
+
+    loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.server.serve()
+
+    def __enter__(self) -> LoopLiveServer:
+        super().__enter__()
+        return self
+
+    async def call(self, function: Callable[[], _T], within: float = 5.0) -> _T:
+        """`function()` evaluated on the server's loop."""
+        assert self.loop is not None, "the server is not running"
+
+        async def run() -> _T:
+            return function()
+
+        future = asyncio.run_coroutine_threadsafe(run(), self.loop)
+        return await asyncio.wait_for(asyncio.wrap_future(future), within)
+
+
+@asynccontextmanager
+async def fresh_live_server(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, **overrides: Any
+) -> AsyncIterator[LoopLiveServer]:
+    """A running server (embedded runner on) over a new database that nothing else uses,
+    migrated with Alembic before start-up; the database is dropped afterwards (PostgreSQL)."""
+    pg_server: str | None = None
+    if backend == "sqlite":
+        url = sqlite_url(tmp_path_factory.mktemp("live-fresh"))
+    else:
+        pg_server = postgres_server_url()
+        assert pg_server is not None
+        url = await create_postgres_database(pg_server)
+    try:
+        await asyncio.to_thread(upgrade, url)
+        with LoopLiveServer(make_settings(url, **overrides)) as server:
+            yield server
+    finally:
+        if pg_server is not None:
+            await drop_postgres_database(pg_server, url)
+
+
+@pytest.fixture(scope="module")
+def live_server_overrides() -> dict[str, Any]:
+    """Settings for `module_live_server`; a test module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+async def module_live_server(
+    backend: str,
+    live_server_overrides: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[LoopLiveServer]:
+    """One `fresh_live_server` per test module and backend.
+
+    Parametrized by the session's `backend`, so its PostgreSQL half is left out like every
+    other PostgreSQL test when no server is reachable.
+    """
+    async with fresh_live_server(backend, tmp_path_factory, **live_server_overrides) as server:
+        yield server

@@ -9,7 +9,13 @@ from contextlib import asynccontextmanager
 
 from loguru import logger
 
-from backend.events.bus import STATUS_EVENTS, BusEvent, Subscription, UpdateFilter, UpdateSubscription
+from backend.events.bus import (
+    STATUS_EVENTS,
+    BusEvent,
+    Subscription,
+    UpdateFilter,
+    UpdateSubscription,
+)
 
 
 class InMemoryEventBus:

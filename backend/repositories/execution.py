@@ -19,7 +19,9 @@ from backend.repositories.base import BaseRepository
 class ExecutionRepository(BaseRepository[Execution]):
     model = Execution
 
-    async def get_for_update(self, workspace_id: uuid.UUID, execution_id: uuid.UUID) -> Row[Any] | None:
+    async def get_for_update(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID
+    ) -> Row[Any] | None:
         """The row, locked until commit on PostgreSQL (SQLite's write lock already serializes)."""
         stmt = self._select(workspace_id).where(Execution.id == execution_id).with_for_update()
         row: Row[Any] | None = (await self.session.execute(stmt)).first()
@@ -30,7 +32,9 @@ class ExecutionRepository(BaseRepository[Execution]):
         row: Row[Any] | None = (await self.session.execute(stmt)).first()
         return row
 
-    async def allocate_seq(self, workspace_id: uuid.UUID, execution_id: uuid.UUID, count: int) -> int:
+    async def allocate_seq(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, count: int
+    ) -> int:
         """Reserves `count` event numbers; returns the last. Gapless: a rollback returns them."""
         stmt = (
             update(Execution)
@@ -103,7 +107,11 @@ class ExecutionRepository(BaseRepository[Execution]):
         )
 
     async def update_open_tasks(
-        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, statuses: Sequence[str], values: dict[str, Any]
+        self,
+        workspace_id: uuid.UUID,
+        execution_id: uuid.UUID,
+        statuses: Sequence[str],
+        values: dict[str, Any],
     ) -> None:
         owned = select(Execution.id).where(
             Execution.workspace_id == workspace_id, Execution.id == execution_id

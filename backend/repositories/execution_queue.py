@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,10 +35,14 @@ class ExecutionQueueRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return list((await self.session.execute(stmt)).all())
+        return cast(list[Row[Any]], list((await self.session.execute(stmt)).all()))
 
     async def heartbeat(
-        self, worker_id: str, execution_ids: Sequence[uuid.UUID], now: datetime, lease_until: datetime
+        self,
+        worker_id: str,
+        execution_ids: Sequence[uuid.UUID],
+        now: datetime,
+        lease_until: datetime,
     ) -> None:
         if not execution_ids:
             return
@@ -55,4 +59,4 @@ class ExecutionQueueRepository:
         )
         if worker_id is not None:
             stmt = stmt.where(Execution.worker_id == worker_id)
-        return list((await self.session.execute(stmt)).all())
+        return cast(list[Row[Any]], list((await self.session.execute(stmt)).all()))

@@ -201,7 +201,9 @@ class Runner:
         except Exception as exc:
             logger.exception("execution {} broke", run.id)
             with contextlib.suppress(ExecutionGone):
-                await self.service.fail(run, f"internal error ({type(exc).__name__}); see the server log")
+                await self.service.fail(
+                    run, f"internal error ({type(exc).__name__}); see the server log"
+                )
         finally:
             running = self._running.pop(run.id, None)
             if running is not None and running.force_timer is not None:

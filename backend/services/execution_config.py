@@ -27,9 +27,7 @@ def snapshot_of(
             "name": crew.name,
             "description": crew.description,
             "process": crew.process,
-            "agents": [
-                {f: getattr(agents[aid], f) for f in AGENT_FIELDS} for aid in agent_ids
-            ],
+            "agents": [{f: getattr(agents[aid], f) for f in AGENT_FIELDS} for aid in agent_ids],
             "tasks": [
                 {
                     "name": t.name,
@@ -51,7 +49,9 @@ def missing_inputs(config: CrewConfig, inputs: dict[str, Any]) -> list[FieldProb
             for key in PLACEHOLDER.findall(text):
                 if key not in inputs:
                     problems.append(
-                        FieldProblem(f"inputs.{key}", f"missing input {key!r} used by task {task.name!r}")
+                        FieldProblem(
+                            f"inputs.{key}", f"missing input {key!r} used by task {task.name!r}"
+                        )
                     )
     return list({p.field: p for p in problems}.values())
 
@@ -77,7 +77,9 @@ def descriptive_name(config: CrewConfig, inputs: dict[str, Any], limit: int = 80
     return name if len(name) <= limit else name[: limit - 1].rstrip() + "…"
 
 
-def request_hash(crew_id: Any, config: CrewConfig | None, inputs: dict[str, Any], name: str | None) -> str:
+def request_hash(
+    crew_id: Any, config: CrewConfig | None, inputs: dict[str, Any], name: str | None
+) -> str:
     """Identifies a launch request, so a reused idempotency key with other content is caught."""
     payload = {
         "crew_id": str(crew_id) if crew_id else None,

@@ -9,14 +9,14 @@ in one transaction; the events reach the bus only after that transaction commits
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row
+from sqlalchemy import ColumnElement, Row
 
-from backend.core.errors import Conflict, DomainError, FieldProblem, NotFound, ValidationFailed
+from backend.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from backend.core.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.events.bus import BusEvent, EventBus
 from backend.schemas import (
@@ -164,7 +164,12 @@ class ExecutionService:
         name = row.name if row.name.startswith("Retry of ") else f"Retry of {row.name}"
         data = data.model_copy(update={"name": name[:200]})
         return await self._insert(
-            workspace_id, data, config, row.crew_id, None, parent_id=execution_id,
+            workspace_id,
+            data,
+            config,
+            row.crew_id,
+            None,
+            parent_id=execution_id,
             crew_name=row.crew_name,
         )
 
@@ -226,12 +231,19 @@ class ExecutionService:
             await uow.executions.add_tasks(
                 row.id,
                 [
-                    {"position": i, "name": t.name, "agent_name": t.agent, "status": TaskStatus.PENDING}
+                    {
+                        "position": i,
+                        "name": t.name,
+                        "agent_name": t.agent,
+                        "status": TaskStatus.PENDING,
+                    }
                     for i, t in enumerate(config.tasks)
                 ],
             )
             message = f"Queued {name!r}" + (f" (retry of {parent_id})" if parent_id else "")
-            row = await self._record(uow, row, S.QUEUED, [Event(EventType.EXECUTION_QUEUED, message)])
+            row = await self._record(
+                uow, row, S.QUEUED, [Event(EventType.EXECUTION_QUEUED, message)]
+            )
         if self.signals is not None:
             self.signals.wake()
         return _execution(row)
@@ -264,7 +276,7 @@ class ExecutionService:
     ) -> Page[ExecutionResponse]:
         async with self._read_uow() as uow:
             c = uow.executions.table.c
-            extra = []
+            extra: list[ColumnElement[bool]] = []
             if statuses:
                 extra.append(c.status.in_([s.value for s in statuses]))
             if crew_id is not None:
@@ -314,7 +326,7 @@ class ExecutionService:
 
     async def stream_events(
         self, workspace_id: uuid.UUID, execution_id: uuid.UUID, *, after: int = 0
-    ) -> AsyncIterator[ExecutionEventResponse]:
+    ) -> AsyncGenerator[ExecutionEventResponse, None]:
         """Every event with seq > after, in order, with no gap and no duplicate: the stored
         history first, then live events; ends after the terminal event.
 
@@ -361,7 +373,7 @@ class ExecutionService:
 
     async def _catch_up(
         self, workspace_id: uuid.UUID, execution_id: uuid.UUID, after: int, until: int | None
-    ) -> AsyncIterator[ExecutionEventResponse]:
+    ) -> AsyncGenerator[ExecutionEventResponse, None]:
         while True:
             page = await self.events(
                 workspace_id, execution_id, after=after, limit=500, until=until
@@ -378,7 +390,7 @@ class ExecutionService:
         *,
         statuses: Sequence[ExecutionStatus] = (),
         crew_id: uuid.UUID | None = None,
-    ) -> AsyncIterator[ExecutionEventResponse]:
+    ) -> AsyncGenerator[ExecutionEventResponse, None]:
         """Status changes of this workspace's executions that match, for as long as the caller
         stays (a dashboard). A lagging caller gets the latest status of each execution."""
         wanted = {s.value for s in statuses}
@@ -409,20 +421,32 @@ class ExecutionService:
             if current == S.QUEUED:
                 row = await self._finish_tasks(uow, row, TaskStatus.CANCELLED)
                 row = await self._record(
-                    uow, row, S.CANCELLED,
+                    uow,
+                    row,
+                    S.CANCELLED,
                     [Event(EventType.EXECUTION_CANCELLED, "Cancelled before it started.")],
                     finished_at=utcnow(),
                 )
             elif current == S.RUNNING:
                 row = await self._record(
-                    uow, row, S.CANCELLING,
-                    [Event(EventType.EXECUTION_CANCELLING, f"Cancellation requested ({how}).",
-                           data={"force": force})],
-                    cancel_requested=True, cancel_force=force,
+                    uow,
+                    row,
+                    S.CANCELLING,
+                    [
+                        Event(
+                            EventType.EXECUTION_CANCELLING,
+                            f"Cancellation requested ({how}).",
+                            data={"force": force},
+                        )
+                    ],
+                    cancel_requested=True,
+                    cancel_force=force,
                 )
             elif current == S.CANCELLING and force and not row.cancel_force:
                 row = await self._record(
-                    uow, row, S.CANCELLING,
+                    uow,
+                    row,
+                    S.CANCELLING,
                     [Event(EventType.LOG, "Cancellation forced.", data={"force": True})],
                     cancel_force=True,
                 )
@@ -443,15 +467,29 @@ class ExecutionService:
                 row = await uow.executions.get(queued.workspace_id, queued.id)
                 assert row is not None
                 row = await self._record(
-                    uow, row, S.RUNNING,
-                    [Event(EventType.EXECUTION_STARTED, f"Started on {worker_id}.",
-                           data={"worker": worker_id})],
-                    worker_id=worker_id, started_at=now, heartbeat_at=now,
+                    uow,
+                    row,
+                    S.RUNNING,
+                    [
+                        Event(
+                            EventType.EXECUTION_STARTED,
+                            f"Started on {worker_id}.",
+                            data={"worker": worker_id},
+                        )
+                    ],
+                    worker_id=worker_id,
+                    started_at=now,
+                    heartbeat_at=now,
                     lease_expires_at=now + self._lease,
                 )
                 handles.append(
-                    RunHandle(row.id, row.workspace_id, row.name,
-                              CrewConfig.model_validate(row.config), dict(row.inputs))
+                    RunHandle(
+                        row.id,
+                        row.workspace_id,
+                        row.name,
+                        CrewConfig.model_validate(row.config),
+                        dict(row.inputs),
+                    )
                 )
         return handles
 
@@ -465,13 +503,23 @@ class ExecutionService:
         async with self._uow() as uow:
             row = await self._running_row(uow, run)
             await uow.executions.update_task(
-                run.workspace_id, run.id, position,
+                run.workspace_id,
+                run.id,
+                position,
                 {"status": TaskStatus.RUNNING, "started_at": utcnow()},
             )
             await self._record(
-                uow, row, S(row.status),
-                [Event(EventType.TASK_STARTED, f"Task {task.name!r} started ({task.agent}).",
-                       position, {"task": task.name, "agent": task.agent})],
+                uow,
+                row,
+                S(row.status),
+                [
+                    Event(
+                        EventType.TASK_STARTED,
+                        f"Task {task.name!r} started ({task.agent}).",
+                        position,
+                        {"task": task.name, "agent": task.agent},
+                    )
+                ],
             )
 
     async def task_output(self, run: RunHandle, position: int, chunk: str) -> None:
@@ -481,7 +529,9 @@ class ExecutionService:
                 run.workspace_id, run.id, position, {}, append_output=chunk
             )
             await self._record(
-                uow, row, S(row.status),
+                uow,
+                row,
+                S(row.status),
                 [Event(EventType.TASK_OUTPUT, chunk, position, {"text": chunk})],
             )
 
@@ -491,15 +541,23 @@ class ExecutionService:
         task = run.config.tasks[position]
         events = []
         if pending_chunk:
-            events.append(Event(EventType.TASK_OUTPUT, pending_chunk, position, {"text": pending_chunk}))
+            events.append(
+                Event(EventType.TASK_OUTPUT, pending_chunk, position, {"text": pending_chunk})
+            )
         events.append(
-            Event(EventType.TASK_COMPLETED, f"Task {task.name!r} completed.", position,
-                  {"task": task.name, "outputChars": len(output)})
+            Event(
+                EventType.TASK_COMPLETED,
+                f"Task {task.name!r} completed.",
+                position,
+                {"task": task.name, "outputChars": len(output)},
+            )
         )
         async with self._uow() as uow:
             row = await self._running_row(uow, run)
             await uow.executions.update_task(
-                run.workspace_id, run.id, position,
+                run.workspace_id,
+                run.id,
+                position,
                 {"status": TaskStatus.COMPLETED, "output": output, "finished_at": utcnow()},
             )
             await self._record(uow, row, S(row.status), events)
@@ -509,26 +567,45 @@ class ExecutionService:
         async with self._uow() as uow:
             row = await self._running_row(uow, run)
             await uow.executions.update_task(
-                run.workspace_id, run.id, position,
-                {"status": TaskStatus.FAILED, "output": output, "error": error,
-                 "finished_at": utcnow()},
+                run.workspace_id,
+                run.id,
+                position,
+                {
+                    "status": TaskStatus.FAILED,
+                    "output": output,
+                    "error": error,
+                    "finished_at": utcnow(),
+                },
             )
             await self._record(
-                uow, row, S(row.status),
-                [Event(EventType.TASK_FAILED, f"Task {task.name!r} failed: {error}", position,
-                       {"task": task.name, "error": error})],
+                uow,
+                row,
+                S(row.status),
+                [
+                    Event(
+                        EventType.TASK_FAILED,
+                        f"Task {task.name!r} failed: {error}",
+                        position,
+                        {"task": task.name, "error": error},
+                    )
+                ],
             )
 
     async def complete(self, run: RunHandle, result: dict[str, Any]) -> ExecutionStatus:
         return await self._finish(
-            run, S.COMPLETED, Event(EventType.EXECUTION_COMPLETED, "Execution completed."),
+            run,
+            S.COMPLETED,
+            Event(EventType.EXECUTION_COMPLETED, "Execution completed."),
             result=result,
         )
 
     async def fail(self, run: RunHandle, error: str) -> ExecutionStatus:
         return await self._finish(
-            run, S.FAILED, Event(EventType.EXECUTION_FAILED, f"Execution failed: {error}"),
-            error=error, task_status=TaskStatus.SKIPPED,
+            run,
+            S.FAILED,
+            Event(EventType.EXECUTION_FAILED, f"Execution failed: {error}"),
+            error=error,
+            task_status=TaskStatus.SKIPPED,
         )
 
     async def cancelled(self, run: RunHandle, reason: str) -> ExecutionStatus:
@@ -539,13 +616,19 @@ class ExecutionService:
                 return S(row.status) if row else S.CANCELLED
             if S(row.status) == S.RUNNING:
                 row = await self._record(
-                    uow, row, S.CANCELLING,
+                    uow,
+                    row,
+                    S.CANCELLING,
                     [Event(EventType.EXECUTION_CANCELLING, reason, data={"force": True})],
                 )
             row = await self._finish_tasks(uow, row, TaskStatus.CANCELLED)
             row = await self._record(
-                uow, row, S.CANCELLED, [Event(EventType.EXECUTION_CANCELLED, reason)],
-                finished_at=utcnow(), error=reason,
+                uow,
+                row,
+                S.CANCELLED,
+                [Event(EventType.EXECUTION_CANCELLED, reason)],
+                finished_at=utcnow(),
+                error=reason,
             )
         return S.CANCELLED
 
@@ -560,10 +643,12 @@ class ExecutionService:
                     continue
                 row = await self._finish_tasks(uow, row, TaskStatus.FAILED)
                 await self._record(
-                    uow, row, S.CRASHED,
-                    [Event(EventType.EXECUTION_CRASHED, reason,
-                           data={"worker": orphan.worker_id})],
-                    finished_at=utcnow(), error=reason,
+                    uow,
+                    row,
+                    S.CRASHED,
+                    [Event(EventType.EXECUTION_CRASHED, reason, data={"worker": orphan.worker_id})],
+                    finished_at=utcnow(),
+                    error=reason,
                 )
         return len(orphans)
 

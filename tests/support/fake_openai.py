@@ -135,7 +135,9 @@ class _Exchange:
     async def write(self, data: str | bytes) -> None:
         if self.abort.is_set():
             raise _Aborted
-        await self._send({"type": "http.response.body", "body": self._text(data), "more_body": True})
+        await self._send(
+            {"type": "http.response.body", "body": self._text(data), "more_body": True}
+        )
 
     async def finish(self) -> None:
         self.finishing = True
@@ -274,7 +276,10 @@ class Fail(Behaviour):
             headers["retry-after"] = str(self.retry_after)
         body: str | dict[str, Any] | None = self.body
         if body is None:
-            phrase = HTTPStatus(self.status).phrase if self.status in HTTPStatus else "Error"
+            try:
+                phrase = HTTPStatus(self.status).phrase
+            except ValueError:
+                phrase = "Error"
             body = {"error": {"message": f"fake {phrase}", "type": "fake_error", "code": None}}
         if isinstance(body, dict):
             await ex.respond(self.status, json.dumps(body), "application/json", headers)

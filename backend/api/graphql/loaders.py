@@ -21,44 +21,45 @@ from backend.schemas import (
 from backend.services.container import Services
 
 T = TypeVar("T")
-D = TypeVar("D")
+
+Fetch = Callable[[uuid.UUID, Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, T]]]
 
 
-def _loader(
-    fetch: Callable[[uuid.UUID, Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, T]]],
-    workspace_id: uuid.UUID,
-    missing: Callable[[], D],
-) -> DataLoader[uuid.UUID, T | D]:
-    async def load(keys: list[uuid.UUID]) -> list[T | D]:
+def _by_id(fetch: Fetch[T], workspace_id: uuid.UUID) -> DataLoader[uuid.UUID, T | None]:
+    async def load(keys: list[uuid.UUID]) -> list[T | None]:
         found = await fetch(workspace_id, keys)
-        return [found[key] if key in found else missing() for key in keys]
+        return [found.get(key) for key in keys]
 
     return DataLoader(load_fn=load)
 
 
-def _none() -> None:
-    return None
+def _lists(fetch: Fetch[list[T]], workspace_id: uuid.UUID) -> DataLoader[uuid.UUID, list[T]]:
+    async def load(keys: list[uuid.UUID]) -> list[list[T]]:
+        found = await fetch(workspace_id, keys)
+        return [found.get(key, []) for key in keys]
+
+    return DataLoader(load_fn=load)
 
 
 class Loaders:
     def __init__(self, services: Services, workspace_id: uuid.UUID) -> None:
         crews = services.crews
         executions = services.executions
-        self.agent: DataLoader[uuid.UUID, AgentResponse | None] = _loader(
-            crews.agents_by_ids, workspace_id, _none
+        self.agent: DataLoader[uuid.UUID, AgentResponse | None] = _by_id(
+            crews.agents_by_ids, workspace_id
         )
-        self.task: DataLoader[uuid.UUID, TaskResponse | None] = _loader(
-            crews.tasks_by_ids, workspace_id, _none
+        self.task: DataLoader[uuid.UUID, TaskResponse | None] = _by_id(
+            crews.tasks_by_ids, workspace_id
         )
-        self.crew: DataLoader[uuid.UUID, CrewResponse | None] = _loader(
-            crews.crews_by_ids, workspace_id, _none
+        self.crew: DataLoader[uuid.UUID, CrewResponse | None] = _by_id(
+            crews.crews_by_ids, workspace_id
         )
-        self.execution: DataLoader[uuid.UUID, ExecutionResponse | None] = _loader(
-            executions.executions_by_ids, workspace_id, _none
+        self.execution: DataLoader[uuid.UUID, ExecutionResponse | None] = _by_id(
+            executions.executions_by_ids, workspace_id
         )
-        self.execution_tasks: DataLoader[uuid.UUID, list[ExecutionTaskResponse]] = _loader(
-            executions.tasks_of, workspace_id, list
+        self.execution_tasks: DataLoader[uuid.UUID, list[ExecutionTaskResponse]] = _lists(
+            executions.tasks_of, workspace_id
         )
-        self.retries: DataLoader[uuid.UUID, list[ExecutionResponse]] = _loader(
-            executions.retries_of, workspace_id, list
+        self.retries: DataLoader[uuid.UUID, list[ExecutionResponse]] = _lists(
+            executions.retries_of, workspace_id
         )

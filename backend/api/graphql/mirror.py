@@ -27,6 +27,7 @@ from strawberry.utils.str_converters import to_camel_case
 from backend.core.errors import FieldProblem, ValidationFailed
 
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
+GqlT = TypeVar("GqlT")
 
 
 _NESTED_INPUTS: dict[type[BaseModel], type] = {}
@@ -51,7 +52,9 @@ def _graphql_annotation(annotation: Any) -> Any:
         nested = _NESTED_INPUTS.get(annotation)
         if nested is None:
             nested = input_type(
-                annotation, annotation.__name__ + "Input", partial=False,
+                annotation,
+                annotation.__name__ + "Input",
+                partial=False,
                 description=(annotation.__doc__ or "").strip() or None,
             )
             _NESTED_INPUTS[annotation] = nested
@@ -106,7 +109,9 @@ def to_schema(model: type[SchemaT], value: object) -> SchemaT:
     except PydanticValidationError as exc:
         raise ValidationFailed(
             [
-                FieldProblem(_camel_path(err["loc"]) or "input", err["msg"].removeprefix("Value error, "))
+                FieldProblem(
+                    _camel_path(err["loc"]) or "input", err["msg"].removeprefix("Value error, ")
+                )
                 for err in exc.errors()
             ]
         ) from None
@@ -117,7 +122,7 @@ def camel_problems(error: ValidationFailed) -> list[FieldProblem]:
     return [FieldProblem(to_camel_case(p.field), p.message) for p in error.problems]
 
 
-def to_type(gql_type: type, schema: type[BaseModel]) -> Callable[[BaseModel], Any]:
+def to_type(gql_type: type[GqlT], schema: type[BaseModel]) -> Callable[[BaseModel], GqlT]:
     """A fast converter from a response schema instance to its Strawberry type.
 
     UUIDs become strings (GraphQL IDs); everything else is passed as is. No validation runs:
@@ -126,7 +131,7 @@ def to_type(gql_type: type, schema: type[BaseModel]) -> Callable[[BaseModel], An
     id_fields = [n for n, f in schema.model_fields.items() if f.annotation is uuid.UUID]
     id_list_fields = [n for n, f in schema.model_fields.items() if f.annotation == list[uuid.UUID]]
 
-    def convert(instance: BaseModel) -> Any:
+    def convert(instance: BaseModel) -> GqlT:
         values = dict(instance.__dict__)
         for name in id_fields:
             values[name] = str(values[name])

@@ -22,9 +22,7 @@ from backend.api.graphql.resolvers.tasks import TaskMutation, TaskQuery
 from backend.config.settings import Settings
 
 Query = merge_types("Query", (AgentQuery, TaskQuery, CrewQuery, ExecutionQuery))
-Mutation = merge_types(
-    "Mutation", (AgentMutation, TaskMutation, CrewMutation, ExecutionMutation)
-)
+Mutation = merge_types("Mutation", (AgentMutation, TaskMutation, CrewMutation, ExecutionMutation))
 Subscription = merge_types("Subscription", (ExecutionSubscription,))
 
 

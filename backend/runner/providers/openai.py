@@ -28,10 +28,10 @@ import json
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -43,6 +43,7 @@ from backend.runner.providers.base import ModelCall, ProviderError
 MAX_RETRY_DELAY_SECONDS = 30.0
 ERROR_BODY_BYTES = 4_096
 EXCERPT_CHARS = 300
+DRAIN_SECONDS = 1.0
 REDACTED = "[redacted]"
 USER_AGENT = "crewql"
 
@@ -171,7 +172,7 @@ class OpenAICompatibleProvider:
 
     # ------------------------------------------------------------------------------ streaming
 
-    async def stream(self, call: ModelCall) -> AsyncIterator[str]:
+    async def stream(self, call: ModelCall) -> AsyncGenerator[str, None]:
         payload = self._payload(call)
         attempts = self._max_retries + 1
         started = time.monotonic()
@@ -219,7 +220,7 @@ class OpenAICompatibleProvider:
             payload["temperature"] = call.temperature
         return payload
 
-    async def _attempt(self, payload: dict[str, Any]) -> AsyncIterator[str]:
+    async def _attempt(self, payload: dict[str, Any]) -> AsyncGenerator[str, None]:
         """One request. Raises `_Retryable` only before its first piece, else ProviderError."""
         chunks = 0
         try:
@@ -227,9 +228,10 @@ class OpenAICompatibleProvider:
                 "POST", self._url, json=payload, headers=self._headers
             ) as response:
                 await self._check_status(response)
-                async for piece in self._read_answer(response):
-                    chunks += 1
-                    yield piece
+                async with contextlib.aclosing(self._read_answer(response)) as pieces:
+                    async for piece in pieces:
+                        chunks += 1
+                        yield piece
         except httpx.ConnectTimeout:
             raise _Retryable(
                 f"could not connect to model endpoint {self._display_url} "
@@ -293,13 +295,19 @@ class OpenAICompatibleProvider:
                 break
         return self._scrub(data[:ERROR_BODY_BYTES].decode("utf-8", errors="replace"))
 
-    async def _read_answer(self, response: httpx.Response) -> AsyncIterator[str]:
+    async def _read_answer(self, response: httpx.Response) -> AsyncGenerator[str, None]:
         content_type = response.headers.get("content-type", "")
         media_type = content_type.partition(";")[0].strip().lower()
         if media_type == "text/event-stream":
             response.encoding = "utf-8"  # server-sent events are always UTF-8
-            async for piece in self._read_events(response):
-                yield piece
+            lines = cast(AsyncGenerator[str, None], response.aiter_lines())
+            async with (
+                contextlib.aclosing(lines),
+                contextlib.aclosing(self._read_events(lines)) as pieces,
+            ):
+                async for piece in pieces:
+                    yield piece
+                await self._drain(lines)
         elif media_type == "application/json" or media_type.endswith("+json"):
             content = self._parse_completion(await response.aread())
             if content:
@@ -309,12 +317,20 @@ class OpenAICompatibleProvider:
             excerpt = _short(await self._body_start(response))
             raise self._not_a_stream(f"{described}: {excerpt}" if excerpt else described)
 
-    async def _read_events(self, response: httpx.Response) -> AsyncIterator[str]:
+    async def _drain(self, lines: AsyncIterator[str]) -> None:
+        """Reads what follows `[DONE]` (the end of the chunked body), briefly: only a body read
+        to its end lets the connection go back to the pool for the next call."""
+        with contextlib.suppress(httpx.HTTPError, TimeoutError):
+            async with asyncio.timeout(min(DRAIN_SECONDS, self._timeout)):
+                async for _line in lines:
+                    pass
+
+    async def _read_events(self, lines: AsyncIterator[str]) -> AsyncGenerator[str, None]:
         """Server-sent events: `data:` lines, blank-line separated, until `data: [DONE]`."""
         data_lines: list[str] = []
         finished = False  # a choice said why it stopped: the answer is whole without [DONE]
         first = True
-        async for raw_line in response.aiter_lines():
+        async for raw_line in lines:
             line = raw_line.lstrip("\ufeff") if first else raw_line
             first = False
             if line:

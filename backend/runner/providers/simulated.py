@@ -13,10 +13,30 @@ from collections.abc import AsyncIterator
 
 from backend.runner.providers.base import ModelCall, ProviderError
 
-WORDS = (
-    "analysis insight evidence summary plan draft outline finding source trend risk option "
-    "result detail context step goal answer review signal pattern estimate"
-).split()
+WORDS = [
+    "analysis",
+    "insight",
+    "evidence",
+    "summary",
+    "plan",
+    "draft",
+    "outline",
+    "finding",
+    "source",
+    "trend",
+    "risk",
+    "option",
+    "result",
+    "detail",
+    "context",
+    "step",
+    "goal",
+    "answer",
+    "review",
+    "signal",
+    "pattern",
+    "estimate",
+]
 
 
 def parse_options(model: str) -> dict[str, str]:

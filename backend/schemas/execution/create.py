@@ -10,8 +10,12 @@ from backend.schemas.execution.config import CrewConfig
 
 
 class ExecutionCreate(InputSchema):
-    crew_id: uuid.UUID | None = Field(default=None, description="The stored crew to launch (or give `crew`).")
-    crew: CrewConfig | None = Field(default=None, description="An inline crew config to launch (or give `crewId`).")
+    crew_id: uuid.UUID | None = Field(
+        default=None, description="The stored crew to launch (or give `crew`)."
+    )
+    crew: CrewConfig | None = Field(
+        default=None, description="An inline crew config to launch (or give `crewId`)."
+    )
     inputs: dict[str, Any] = Field(
         default_factory=dict, description="Values for {placeholders} in task texts."
     )

@@ -19,7 +19,12 @@ from backend.api.graphql.types.errors import (
     NotFoundError,
     ValidationError,
 )
-from backend.api.graphql.types.execution import Execution, ExecutionEvent, event_type, execution_type
+from backend.api.graphql.types.execution import (
+    Execution,
+    ExecutionEvent,
+    event_type,
+    execution_type,
+)
 from backend.api.graphql.types.pagination import Connection
 from backend.core.errors import DomainError, NotFound
 from backend.schemas import ExecutionCreate, ExecutionStatus, TimeRange

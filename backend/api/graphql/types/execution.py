@@ -15,7 +15,6 @@ from strawberry.scalars import JSON
 from backend.api.graphql.context import Info
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.mirror import to_type
-
 from backend.schemas import (
     EventType,
     ExecutionEventResponse,
@@ -82,9 +81,7 @@ class Execution:
         return [execution_type(e) for e in found]
 
     @strawberry.field(description="Stored events with seq > after, in order (at most `first`).")
-    async def events(
-        self, info: Info, after: int = 0, first: int = 100
-    ) -> list[ExecutionEvent]:
+    async def events(self, info: Info, after: int = 0, first: int = 100) -> list[ExecutionEvent]:
         ctx = info.context
         if not 0 <= first <= ctx.settings.max_page_size * 10:
             raise ClientError(f"`first` must be between 0 and {ctx.settings.max_page_size * 10}.")

@@ -1,0 +1,137 @@
+"""The event log and its streams, at the service level: gapless seq under concurrent writers,
+history-then-live with no gap or duplicate, slow subscribers caught up, nothing left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from starlette.applications import Starlette
+
+from backend.config.settings import Settings
+from backend.main import create_app
+from backend.models import DEFAULT_WORKSPACE_ID as WS
+from backend.schemas import CrewConfig, EventType, ExecutionCreate, ExecutionEventResponse
+from backend.services.execution_service import ExecutionService, RunHandle
+from tests.conftest import _clean
+
+CONFIG = CrewConfig.model_validate(
+    {
+        "name": "c",
+        "agents": [{"name": "a", "role": "r", "goal": "g"}],
+        "tasks": [{"name": "t", "description": "d", "expected_output": "e", "agent": "a"}],
+    }
+)
+
+
+@pytest.fixture
+async def small_buffer_app(settings: Settings) -> AsyncIterator[Starlette]:
+    app = create_app(settings.model_copy(update={"subscriber_buffer": 2}))
+    try:
+        yield app
+    finally:
+        await _clean(app)
+        await app.state.engine.dispose()
+
+
+async def running_execution(service: ExecutionService) -> RunHandle:
+    created = await service.create_execution(WS, ExecutionCreate(crew=CONFIG))
+    [run] = await service.claim("test-worker", 1)
+    assert run.id == created.id
+    await service.task_started(run, 0)
+    return run
+
+
+async def collect(stream: AsyncIterator[ExecutionEventResponse]) -> list[ExecutionEventResponse]:
+    return [event async for event in stream]
+
+
+async def test_concurrent_writers_never_share_a_seq(small_buffer_app: Starlette) -> None:
+    service: ExecutionService = small_buffer_app.state.services.executions
+    run = await running_execution(service)
+    await asyncio.gather(*(service.task_output(run, 0, f"chunk {i} ") for i in range(30)))
+    await service.complete(run, {"final": "x"})
+    events = await service.events(WS, run.id, limit=1000)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert len(events) == 3 + 30 + 1
+    tasks = (await service.tasks_of(WS, [run.id]))[run.id]
+    assert sorted(tasks[0].output.split("chunk ")[1:]) == sorted(f"{i} " for i in range(30))
+
+
+async def test_stream_replays_then_follows_live(small_buffer_app: Starlette) -> None:
+    service: ExecutionService = small_buffer_app.state.services.executions
+    run = await running_execution(service)
+    stream = service.stream_events(WS, run.id)
+    consumer = asyncio.create_task(collect(stream))
+    await asyncio.sleep(0.05)  # the consumer has read the history and waits for live events
+    for i in range(20):  # many more than the buffer of 2 holds: the stream must catch up
+        await service.task_output(run, 0, f"{i};")
+    await service.task_completed(run, 0, "done")
+    await service.complete(run, {"final": "done"})
+    events = await asyncio.wait_for(consumer, timeout=5)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].type == EventType.EXECUTION_COMPLETED
+    assert service.bus.subscriber_count == 0
+
+
+async def test_stream_after_and_finished_executions(small_buffer_app: Starlette) -> None:
+    service: ExecutionService = small_buffer_app.state.services.executions
+    run = await running_execution(service)
+    await service.complete(run, {"final": "x"})
+    everything = await collect(service.stream_events(WS, run.id))
+    assert [e.seq for e in everything] == [1, 2, 3, 4]
+    tail = await collect(service.stream_events(WS, run.id, after=2))
+    assert [e.seq for e in tail] == [3, 4]
+    assert await collect(service.stream_events(WS, run.id, after=4)) == []
+
+
+async def test_stream_of_unknown_execution_fails_at_once(small_buffer_app: Starlette) -> None:
+    service: ExecutionService = small_buffer_app.state.services.executions
+    with pytest.raises(Exception, match="does not exist"):
+        await collect(service.stream_events(WS, uuid.uuid4()))
+    assert service.bus.subscriber_count == 0
+
+
+async def test_abandoned_stream_leaves_nothing_behind(small_buffer_app: Starlette) -> None:
+    service: ExecutionService = small_buffer_app.state.services.executions
+    run = await running_execution(service)
+    streams = [service.stream_events(WS, run.id) for _ in range(5)]
+    for stream in streams:
+        await stream.__anext__()
+    assert service.bus.subscriber_count == 5
+    for stream in streams:
+        await stream.aclose()
+    assert service.bus.subscriber_count == 0
+    updates = service.stream_updates(WS)
+    reader = asyncio.create_task(updates.__anext__())
+    await asyncio.sleep(0.01)
+    assert service.bus.subscriber_count == 1
+    reader.cancel()
+    await asyncio.gather(reader, return_exceptions=True)
+    await updates.aclose()
+    assert service.bus.subscriber_count == 0
+
+
+async def test_update_feed_filters_and_coalesces(small_buffer_app: Starlette) -> None:
+    service: ExecutionService = small_buffer_app.state.services.executions
+    other_workspace = uuid.uuid4()
+    feed = service.stream_updates(WS)
+    foreign = service.stream_updates(other_workspace)
+    first = asyncio.create_task(feed.__anext__())
+    foreign_first = asyncio.create_task(foreign.__anext__())
+    await asyncio.sleep(0.01)
+    run = await running_execution(service)
+    event = await asyncio.wait_for(first, timeout=2)
+    assert event.execution_id == run.id
+    # The feed coalesces: while nobody reads, only the newest status per execution is kept.
+    await service.complete(run, {})
+    await asyncio.sleep(0.01)
+    latest = await asyncio.wait_for(feed.__anext__(), timeout=2)
+    assert latest.type == EventType.EXECUTION_COMPLETED
+    assert not foreign_first.done()
+    foreign_first.cancel()
+    await asyncio.gather(foreign_first, return_exceptions=True)
+    await feed.aclose()
+    await foreign.aclose()
