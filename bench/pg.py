@@ -32,12 +32,15 @@ def unreachable_reason(server_url: str, timeout: float = 3.0) -> str | None:
     return None
 
 
-def create_database(server_url: str) -> str:
-    """Creates `crewql_bench_<random>` and returns its URL."""
-    url = make_url(server_url)
+def new_database_url(server_url: str) -> str:
+    """The URL of a fresh `crewql_bench_<random>` database on that server (not created yet)."""
     name = f"crewql_bench_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_execute(url, f'CREATE DATABASE "{name}"', 10.0))
-    return url.set(database=name).render_as_string(hide_password=False)
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def create_database(server_url: str, database_url: str) -> None:
+    name = make_url(database_url).database
+    asyncio.run(_execute(make_url(server_url), f'CREATE DATABASE "{name}"', 10.0))
 
 
 def drop_database(server_url: str, database_url: str) -> None:

@@ -84,6 +84,13 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _drop_quietly(server_url: str, database_url: str) -> None:
+    try:
+        pg.drop_database(server_url, database_url)
+    except Exception as exc:  # cleanup goes on; the user learns what is left behind
+        say(f"could not drop the temporary database {database_url}: {exc}")
+
+
 @dataclass(frozen=True)
 class Case:
     server: Server
@@ -171,9 +178,11 @@ class Bench:
             say(note)
             self.notes.append(note)
             return None
-        url = pg.create_database(server_url)
-        # Registered before the server's stop, so it runs after it (ExitStack unwinds LIFO).
-        self.cleanup.callback(pg.drop_database, server_url, url)
+        url = pg.new_database_url(server_url)
+        # Registered before the create (an interrupt in between leaves nothing behind) and before
+        # the server's stop, so it runs after that (ExitStack unwinds LIFO).
+        self.cleanup.callback(_drop_quietly, server_url, url)
+        pg.create_database(server_url, url)
         return self.crewql("postgres", url)
 
     # ------------------------------------------------------------------ measuring

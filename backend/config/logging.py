@@ -85,6 +85,6 @@ def configure_logging(settings: Settings, *, service_name: str | None = None) ->
         std_logger = logging.getLogger(logger_name)
         std_logger.handlers = []
         std_logger.propagate = True
-        std_logger.setLevel(
-            logging.INFO if settings.database_echo and logger_name == "sqlalchemy" else std_level
-        )
+        std_logger.setLevel(std_level)
+    if settings.database_echo:
+        logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)

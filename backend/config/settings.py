@@ -10,8 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
 
@@ -57,6 +58,9 @@ class Settings(BaseSettings):
     runner_concurrency: int = Field(default=8, ge=1, le=1_000)
     runner_poll_interval_seconds: float = Field(default=1.0, gt=0)
     heartbeat_interval_seconds: float = Field(default=5.0, gt=0)
+    # A running execution whose runner has not renewed its lease for this long is CRASHED.
+    lease_seconds: float = Field(default=30.0, gt=0)
+    reaper_interval_seconds: float = Field(default=10.0, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     cancel_timeout_seconds: float = Field(default=10.0, gt=0)
     output_flush_interval_seconds: float = Field(default=0.25, ge=0)
@@ -76,7 +80,8 @@ class Settings(BaseSettings):
 
     graphiql: bool = True
     introspection: bool = True
-    allowed_origins: list[str] = Field(default_factory=list)
+    # Comma-separated browser origins allowed to open websockets, e.g. http://localhost:5173
+    allowed_origins: str = ""
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -89,6 +94,27 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @property
+    def allowed_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> Settings:
+        if self.heartbeat_interval_seconds >= self.lease_seconds:
+            raise ValueError(
+                "CREWQL_HEARTBEAT_INTERVAL_SECONDS must be shorter than CREWQL_LEASE_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _page_sizes_agree(self) -> Settings:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError(
+                f"CREWQL_DEFAULT_PAGE_SIZE ({self.default_page_size}) exceeds "
+                f"CREWQL_MAX_PAGE_SIZE ({self.max_page_size})"
+            )
+        return self
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,11 +133,14 @@ def load_settings(**overrides: object) -> Settings:
     """Build settings, turning pydantic's multi-line report into one line per bad setting."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except PydanticSettingsError as exc:
+        raise SettingsError(f"invalid settings: {exc}") from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = "_".join(str(part) for part in err["loc"]) or "settings"
-            problems.append(f"CREWQL_{name.upper()}: {err['msg']}")
+            name = "_".join(str(part) for part in err["loc"])
+            label = f"CREWQL_{name.upper()}: " if name else ""
+            problems.append(f"{label}{err['msg'].removeprefix('Value error, ')}")
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
 
 

@@ -24,7 +24,9 @@ from backend.config.settings import Settings
 
 def create_engine(settings: Settings) -> AsyncEngine:
     url = make_url(settings.database_url)
-    kwargs: dict[str, Any] = {"echo": settings.database_echo}
+    # Statements are logged through the `sqlalchemy.engine` logger (routed into loguru), not
+    # SQLAlchemy's own stdout handler: see config/logging.py.
+    kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
         kwargs["pool_size"] = settings.database_pool_size

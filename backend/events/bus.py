@@ -80,37 +80,38 @@ UpdateFilter = Callable[[BusEvent], bool]
 
 
 class UpdateSubscription:
-    """A dashboard's feed: the latest status change per execution, coalesced when it lags.
+    """A dashboard's feed of status changes: every change while it keeps up; when it falls
+    `capacity` changes behind, only the newest change per execution is kept.
 
-    Holding only the newest event per execution bounds memory by the number of executions in
-    flight, and a slow dashboard sees every execution's current status, skipping what it was too
-    slow to see in between.
+    That bounds memory by the number of executions in flight, and a slow dashboard still ends
+    up with every execution's current status. If even that exceeds the capacity, the oldest
+    executions are dropped and counted in `dropped`.
     """
 
     def __init__(self, accepts: UpdateFilter, capacity: int) -> None:
         self.accepts = accepts
         self._capacity = capacity
-        self._pending: OrderedDict[uuid.UUID, BusEvent] = OrderedDict()
+        self._pending: list[BusEvent] = []
         self.wakeup = asyncio.Event()
         self.dropped = 0
 
     def offer(self, item: BusEvent) -> None:
-        key = item.event.execution_id
-        current = self._pending.get(key)
-        if current is not None and current.event.seq >= item.event.seq:
-            return
-        self._pending[key] = item
-        self._pending.move_to_end(key)
-        while len(self._pending) > self._capacity:
-            self._pending.popitem(last=False)
-            self.dropped += 1
+        self._pending.append(item)
+        if len(self._pending) > self._capacity:
+            latest: OrderedDict[uuid.UUID, BusEvent] = OrderedDict()
+            for pending in self._pending:
+                latest[pending.event.execution_id] = pending
+                latest.move_to_end(pending.event.execution_id)
+            while len(latest) > self._capacity:
+                latest.popitem(last=False)
+                self.dropped += 1
+            self._pending = list(latest.values())
         self.wakeup.set()
 
     async def next_batch(self) -> list[BusEvent]:
         await self.wakeup.wait()
         self.wakeup.clear()
-        items = list(self._pending.values())
-        self._pending.clear()
+        items, self._pending = self._pending, []
         return items
 
 

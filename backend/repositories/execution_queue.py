@@ -54,9 +54,9 @@ class ExecutionQueueRepository:
 
     async def unfinished(self, worker_id: str | None = None) -> list[Row[Any]]:
         """RUNNING or CANCELLING executions (of one worker, or of any when None)."""
-        stmt = select(Execution.id, Execution.workspace_id, Execution.worker_id).where(
-            Execution.status.in_([ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING])
-        )
+        stmt = select(
+            Execution.id, Execution.workspace_id, Execution.worker_id, Execution.lease_expires_at
+        ).where(Execution.status.in_([ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING]))
         if worker_id is not None:
             stmt = stmt.where(Execution.worker_id == worker_id)
         return cast(list[Row[Any]], list((await self.session.execute(stmt)).all()))

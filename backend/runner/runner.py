@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from loguru import logger
@@ -26,6 +27,36 @@ from backend.services.execution_service import ExecutionGone, ExecutionService, 
 
 def make_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stopped_local_worker(own_worker_id: str) -> Callable[[str | None], bool]:
+    """Recognises workers of this host whose process is gone (or is this process in an earlier
+    life: same pid, other id), so their executions need not wait for the lease to expire."""
+    host, pid = socket.gethostname(), os.getpid()
+
+    def is_dead(worker_id: str | None) -> bool:
+        if worker_id is None:
+            return True
+        parts = worker_id.rsplit(":", 2)
+        if len(parts) != 3 or parts[0] != host or worker_id == own_worker_id:
+            return False
+        try:
+            worker_pid = int(parts[1])
+        except ValueError:
+            return False
+        return worker_pid == pid or not _pid_alive(worker_pid)
+
+    return is_dead
 
 
 @dataclass
@@ -90,15 +121,20 @@ class Runner:
         return len(self._running)
 
     async def start(self) -> None:
-        crashed = await self.service.crash_unfinished(
-            "The process that ran this execution stopped before it finished."
-        )
-        if crashed:
-            logger.warning("marked {} unfinished execution(s) from an earlier run CRASHED", crashed)
+        """Recovers what an earlier process left running, then claims work in the background.
+
+        Never raises: a database that is unreachable or not migrated yet is retried with
+        backoff (and reported by /readyz), so the API still starts.
+        """
         self.service.signals = self
+        try:
+            await self.reap()
+        except Exception as exc:
+            logger.error("runner could not check for crashed executions yet: {}", exc)
         self._background = [
             asyncio.create_task(self._claim_loop(), name="runner-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="runner-heartbeat"),
+            asyncio.create_task(self._reaper_loop(), name="runner-reaper"),
         ]
         logger.info(
             "runner {} started: up to {} executions at once",
@@ -141,8 +177,10 @@ class Runner:
                 try:
                     claimed = await self.service.claim(self.worker_id, free)
                     backoff = 0.5
-                except Exception:
-                    logger.exception("claiming queued executions failed; retrying in {}s", backoff)
+                except Exception as exc:
+                    logger.error(
+                        "claiming queued executions failed ({}); retrying in {}s", exc, backoff
+                    )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 30)
                     continue
@@ -156,6 +194,20 @@ class Runner:
                 await asyncio.wait_for(
                     self._wakeup.wait(), timeout=self.settings.runner_poll_interval_seconds
                 )
+
+    async def reap(self) -> int:
+        crashed = await self.service.reap(stopped_local_worker(self.worker_id))
+        if crashed:
+            logger.warning("marked {} execution(s) of stopped runners CRASHED", crashed)
+        return crashed
+
+    async def _reaper_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.settings.reaper_interval_seconds)
+            try:
+                await self.reap()
+            except Exception as exc:
+                logger.error("looking for crashed executions failed: {}", exc)
 
     async def _heartbeat_loop(self) -> None:
         while not self._stopping:

@@ -37,6 +37,11 @@ class Services:
         bus = InMemoryEventBus(settings.subscriber_buffer)
         crews = CrewService(write_uow, read_uow)
         executions = ExecutionService(
-            write_uow, read_uow, crews, bus, known_providers=lambda: KNOWN_PROVIDERS
+            write_uow,
+            read_uow,
+            crews,
+            bus,
+            known_providers=lambda: KNOWN_PROVIDERS,
+            lease_seconds=settings.lease_seconds,
         )
         return cls(crews=crews, executions=executions, bus=bus)

@@ -326,7 +326,10 @@ class CrewService:
         repo = getattr(uow, repository)
         if await repo.name_taken(workspace_id, name, exclude_id=exclude):
             kind = repository[:-1]
-            raise Conflict(f"A {kind} named {name!r} already exists in this workspace.", "name")
+            article = "An" if kind[0] in "aeiou" else "A"
+            raise Conflict(
+                f"{article} {kind} named {name!r} already exists in this workspace.", "name"
+            )
 
     @staticmethod
     async def _check_agent(

@@ -53,7 +53,10 @@ def missing_inputs(config: CrewConfig, inputs: dict[str, Any]) -> list[FieldProb
                             f"inputs.{key}", f"missing input {key!r} used by task {task.name!r}"
                         )
                     )
-    return list({p.field: p for p in problems}.values())
+    first: dict[str, FieldProblem] = {}
+    for problem in problems:
+        first.setdefault(problem.field, problem)
+    return list(first.values())
 
 
 def fill(text: str, inputs: dict[str, Any]) -> str:

@@ -347,6 +347,11 @@ class ExecutionService:
                         return
                 if len(page) < 500:
                     break
+            # Nothing stored after `after` may come any more: the caller already has the end.
+            # (The subscription is open, so anything newer than this read arrives on the bus.)
+            current = await self.get_execution(workspace_id, execution_id)
+            if current.status in TERMINAL and last >= current.last_seq:
+                return
             while True:  # live
                 batch = await subscription.next_batch()
                 if subscription.take_lag():
@@ -632,25 +637,40 @@ class ExecutionService:
             )
         return S.CANCELLED
 
-    async def crash_unfinished(self, reason: str, worker_id: str | None = None) -> int:
-        """Marks RUNNING/CANCELLING executions CRASHED (at start-up: a previous process died)."""
+    async def reap(self, is_dead: Callable[[str | None], bool]) -> int:
+        """Marks CRASHED every RUNNING/CANCELLING execution whose runner is gone: its lease
+        expired (no heartbeat), or `is_dead` recognises its worker as a stopped process."""
+        now = utcnow()
         async with self._read_uow() as uow:
-            orphans = await uow.queue.unfinished(worker_id)
-        for orphan in orphans:
+            candidates = await uow.queue.unfinished()
+        crashed = 0
+        for candidate in candidates:
+            expired = candidate.lease_expires_at is not None and candidate.lease_expires_at < now
+            if not (expired or is_dead(candidate.worker_id)):
+                continue
+            worker = candidate.worker_id or "an unknown worker"
+            reason = (
+                f"The worker {worker} stopped renewing its lease; it is presumed dead."
+                if expired
+                else f"The process that ran this execution ({worker}) stopped before it finished."
+            )
             async with self._uow() as uow:
-                row = await uow.executions.get_for_update(orphan.workspace_id, orphan.id)
+                row = await uow.executions.get_for_update(candidate.workspace_id, candidate.id)
                 if row is None or S(row.status) not in (S.RUNNING, S.CANCELLING):
                     continue
+                if row.worker_id != candidate.worker_id:
+                    continue  # claimed again meanwhile
                 row = await self._finish_tasks(uow, row, TaskStatus.FAILED)
                 await self._record(
                     uow,
                     row,
                     S.CRASHED,
-                    [Event(EventType.EXECUTION_CRASHED, reason, data={"worker": orphan.worker_id})],
+                    [Event(EventType.EXECUTION_CRASHED, reason, data={"worker": row.worker_id})],
                     finished_at=utcnow(),
                     error=reason,
                 )
-        return len(orphans)
+                crashed += 1
+        return crashed
 
     async def cancel_requested(self, run: RunHandle) -> tuple[bool, bool]:
         async with self._read_uow() as uow:

@@ -424,7 +424,7 @@ async def test_bus_subscribers_are_released_however_clients_leave(
         ops = []
         for ws in (vanishing, stopping, closing):
             op = await ws.subscribe(EVENTS, {"id": execution_id})
-            # Two events in: the subscription is past its history and waiting on the bus.
+            # Events flow: the subscription is registered on the bus.
             got = await ws.collect(op, limit=2, within=RECV_TIMEOUT)
             assert seqs(got.field("executionEvents")) == [1, 2]
             ops.append(op)
@@ -647,8 +647,9 @@ async def test_many_concurrent_subscribers_get_identical_sequences(
 async def test_subscribers_that_overflow_their_buffer_still_get_every_event(
     backend: str, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a one-event bus buffer every burst overflows it (TASK_COMPLETED is published together
-    with the last output): the stream must fill the gap from the table, not skip it."""
+    """With a one-event bus buffer every burst of two overflows it: the stream must fill the gap
+    from the table, not skip it. Output is flushed only at the end of each task here, so every
+    task ends with such a burst (TASK_OUTPUT and TASK_COMPLETED, published together)."""
     lags = 0
     take_lag = Subscription.take_lag
 
@@ -659,7 +660,7 @@ async def test_subscribers_that_overflow_their_buffer_still_get_every_event(
         return lagged
 
     monkeypatch.setattr(Subscription, "take_lag", counting_take_lag)
-    settings = {**SERVER_SETTINGS, "subscriber_buffer": 1}
+    settings = {**SERVER_SETTINGS, "subscriber_buffer": 1, "output_flush_interval_seconds": 5.0}
     async with (
         fresh_live_server(backend, tmp_path_factory, **settings) as server,
         httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=10) as http,

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator
 
 import pytest
 from starlette.applications import Starlette
 
 from backend.config.settings import Settings
+from backend.events.bus import BusEvent, UpdateSubscription
 from backend.main import create_app
 from backend.models import DEFAULT_WORKSPACE_ID as WS
-from backend.schemas import CrewConfig, EventType, ExecutionCreate, ExecutionEventResponse
+from backend.schemas import (
+    CrewConfig,
+    EventType,
+    ExecutionStatus,
+    ExecutionCreate,
+    ExecutionEventResponse,
+)
 from backend.services.execution_service import ExecutionService, RunHandle
 from tests.conftest import _clean
 
@@ -114,7 +122,7 @@ async def test_abandoned_stream_leaves_nothing_behind(small_buffer_app: Starlett
     assert service.bus.subscriber_count == 0
 
 
-async def test_update_feed_filters_and_coalesces(small_buffer_app: Starlette) -> None:
+async def test_update_feed_filters_by_workspace(small_buffer_app: Starlette) -> None:
     service: ExecutionService = small_buffer_app.state.services.executions
     other_workspace = uuid.uuid4()
     feed = service.stream_updates(WS)
@@ -125,9 +133,11 @@ async def test_update_feed_filters_and_coalesces(small_buffer_app: Starlette) ->
     run = await running_execution(service)
     event = await asyncio.wait_for(first, timeout=2)
     assert event.execution_id == run.id
-    # The feed coalesces: while nobody reads, only the newest status per execution is kept.
+    # Read later: the feed still holds every change, oldest first.
     await service.complete(run, {})
     await asyncio.sleep(0.01)
+    started = await asyncio.wait_for(feed.__anext__(), timeout=2)
+    assert started.type == EventType.EXECUTION_STARTED
     latest = await asyncio.wait_for(feed.__anext__(), timeout=2)
     assert latest.type == EventType.EXECUTION_COMPLETED
     assert not foreign_first.done()
@@ -135,3 +145,31 @@ async def test_update_feed_filters_and_coalesces(small_buffer_app: Starlette) ->
     await asyncio.gather(foreign_first, return_exceptions=True)
     await feed.aclose()
     await foreign.aclose()
+
+
+def test_update_feed_coalesces_only_when_it_lags() -> None:
+    feed = UpdateSubscription(lambda item: True, capacity=3)
+    first, second = uuid.uuid4(), uuid.uuid4()
+
+    def change(execution_id: uuid.UUID, seq: int) -> BusEvent:
+        event = ExecutionEventResponse(
+            execution_id=execution_id,
+            seq=seq,
+            type=EventType.LOG,
+            status=ExecutionStatus.RUNNING,
+            task_position=None,
+            message="",
+            data={},
+            created_at=datetime.now(UTC),
+        )
+        return BusEvent(WS, None, event)
+
+    for seq in (1, 2, 3):
+        feed.offer(change(first, seq))
+    assert [i.event.seq for i in feed._pending] == [1, 2, 3]
+    feed.offer(change(second, 1))  # over capacity: newest per execution only
+    assert [(i.event.execution_id, i.event.seq) for i in feed._pending] == [
+        (first, 3),
+        (second, 1),
+    ]
+    assert feed.dropped == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -89,7 +90,8 @@ async def test_stored_crew_runs_to_completion(harness: Harness) -> None:
         assert [t["name"] for t in done["result"]["tasks"]] == ["Research", "Write"]
         outputs = "".join(e["data"]["text"] for e in events if e["type"] == "TASK_OUTPUT")
         assert outputs == tasks[0]["output"] + tasks[1]["output"]
-        assert done["startedAt"] and done["finishedAt"]
+        assert done["startedAt"]
+        assert done["finishedAt"]
 
 
 async def test_snapshot_ignores_later_edits(harness: Harness) -> None:
@@ -109,9 +111,19 @@ async def test_inline_config(harness: Harness) -> None:
         "name": "Inline",
         "agents": [{"name": "Solo", "role": "generalist", "goal": "answer"}],
         "tasks": [
-            {"name": "Answer", "description": "Answer {q}", "expectedOutput": "text", "agent": "Solo"},
-            {"name": "Check", "description": "Check", "expectedOutput": "ok", "agent": "Solo",
-             "context": ["Answer"]},
+            {
+                "name": "Answer",
+                "description": "Answer {q}",
+                "expectedOutput": "text",
+                "agent": "Solo",
+            },
+            {
+                "name": "Check",
+                "description": "Check",
+                "expectedOutput": "ok",
+                "agent": "Solo",
+                "context": ["Answer"],
+            },
         ],
     }
     async with harness() as (_, client):
@@ -127,16 +139,42 @@ async def test_inline_config(harness: Harness) -> None:
     [
         ({"crewId": "01900000-0000-7000-8000-000000000000"}, "NotFoundError", None),
         ({}, "ValidationError", ["input"]),
-        ({"inputs": [1, 2], "crewId": "01900000-0000-7000-8000-000000000000"}, "ValidationError", ["inputs"]),
-        ({"crew": {"name": "x", "agents": [], "tasks": []}}, "ValidationError",
-         ["crew.agents", "crew.tasks"]),
-        ({"crew": {"name": "x", "agents": [{"name": "a", "role": "r", "goal": "g"}],
-                   "tasks": [{"name": "t", "description": "d", "expectedOutput": "e",
-                              "agent": "ghost"}]}}, "ValidationError", ["crew"]),
-        ({"crew": {"name": "x", "agents": [{"name": "a", "role": "r", "goal": "g",
-                                            "llm": "nosuch/model"}],
-                   "tasks": [{"name": "t", "description": "d", "expectedOutput": "e",
-                              "agent": "a"}]}}, "ValidationError", ["crew.agents.0.llm"]),
+        (
+            {"inputs": [1, 2], "crewId": "01900000-0000-7000-8000-000000000000"},
+            "ValidationError",
+            ["inputs"],
+        ),
+        (
+            {"crew": {"name": "x", "agents": [], "tasks": []}},
+            "ValidationError",
+            ["crew.agents", "crew.tasks"],
+        ),
+        (
+            {
+                "crew": {
+                    "name": "x",
+                    "agents": [{"name": "a", "role": "r", "goal": "g"}],
+                    "tasks": [
+                        {"name": "t", "description": "d", "expectedOutput": "e", "agent": "ghost"}
+                    ],
+                }
+            },
+            "ValidationError",
+            ["crew"],
+        ),
+        (
+            {
+                "crew": {
+                    "name": "x",
+                    "agents": [{"name": "a", "role": "r", "goal": "g", "llm": "nosuch/model"}],
+                    "tasks": [
+                        {"name": "t", "description": "d", "expectedOutput": "e", "agent": "a"}
+                    ],
+                }
+            },
+            "ValidationError",
+            ["crew.agents.0.llm"],
+        ),
     ],
 )
 async def test_bad_launches_are_typed_and_write_nothing(
@@ -167,8 +205,11 @@ async def test_missing_inputs_name_each_key(harness: Harness) -> None:
 async def test_idempotency_key(harness: Harness) -> None:
     async with harness(lifespan=False) as (_, client):
         made = await blog_crew(client)
-        request = {"crewId": made["crew"], "inputs": {"topic": "t", "audience": "a"},
-                   "idempotencyKey": "launch-1"}
+        request = {
+            "crewId": made["crew"],
+            "inputs": {"topic": "t", "audience": "a"},
+            "idempotencyKey": "launch-1",
+        }
         first = await launch(client, **request)
         again = await launch(client, **request)
         assert again["id"] == first["id"]
@@ -207,11 +248,11 @@ async def test_refused_transitions_say_the_current_status(harness: Harness) -> N
         retry = (await client.execute(RETRY, {"id": queued["id"]}))["retryExecution"]
         assert retry["__typename"] == "InvalidTransitionError"
         assert retry["currentStatus"] == "QUEUED"
-        cancelled = (await client.execute(CANCEL, {"id": queued["id"], "force": False}))
+        cancelled = await client.execute(CANCEL, {"id": queued["id"], "force": False})
         assert cancelled["cancelExecution"]["status"] == "CANCELLED"
         found = await detail(client, queued["id"])
         assert [t["status"] for t in found["tasks"]] == ["CANCELLED", "CANCELLED"]
-        again = (await client.execute(CANCEL, {"id": queued["id"], "force": True}))
+        again = await client.execute(CANCEL, {"id": queued["id"], "force": True})
         assert again["cancelExecution"]["__typename"] == "InvalidTransitionError"
         assert again["cancelExecution"]["currentStatus"] == "CANCELLED"
         unknown = await client.execute(CANCEL, {"id": "nope", "force": False})
@@ -223,9 +264,9 @@ async def test_graceful_cancel_stops_at_next_step(harness: Harness) -> None:
         made = await blog_crew(client, llm="simulated/delay=20,chunk=1")
         launched = await launch(client, crewId=made["crew"], inputs={"topic": "t", "audience": "a"})
         await wait_for(client, launched["id"], event_type="TASK_STARTED")
-        result = (await client.execute(CANCEL, {"id": launched["id"], "force": False}))
+        result = await client.execute(CANCEL, {"id": launched["id"], "force": False})
         assert result["cancelExecution"]["status"] == "CANCELLING"
-        done = await wait_for(client, launched["id"], timeout=5)
+        done = await wait_for(client, launched["id"], within=5)
         assert done["status"] == "CANCELLED"
         types = [e["type"] for e in done["events"]]
         assert types[-2:] == ["EXECUTION_CANCELLING", "EXECUTION_CANCELLED"]
@@ -240,7 +281,7 @@ async def test_forced_cancel_stops_at_once(harness: Harness) -> None:
         launched = await launch(client, crewId=made["crew"], inputs={"topic": "t", "audience": "a"})
         await wait_for(client, launched["id"], event_type="TASK_STARTED")
         await client.execute(CANCEL, {"id": launched["id"], "force": True})
-        done = await wait_for(client, launched["id"], timeout=5)
+        done = await wait_for(client, launched["id"], within=5)
         assert done["status"] == "CANCELLED"
         assert "forced" in done["error"]
         assert app.state.runner.active == 0
@@ -252,7 +293,7 @@ async def test_graceful_cancel_that_hangs_is_forced_after_timeout(harness: Harne
         launched = await launch(client, crewId=made["crew"], inputs={"topic": "t", "audience": "a"})
         await wait_for(client, launched["id"], event_type="TASK_STARTED")
         await client.execute(CANCEL, {"id": launched["id"], "force": False})
-        done = await wait_for(client, launched["id"], timeout=5)
+        done = await wait_for(client, launched["id"], within=5)
         assert done["status"] == "CANCELLED"
         assert "did not stop within 0.3s" in done["error"]
 
@@ -262,7 +303,7 @@ async def test_finished_execution_cannot_be_cancelled(harness: Harness) -> None:
         made = await blog_crew(client)
         launched = await launch(client, crewId=made["crew"], inputs={"topic": "t", "audience": "a"})
         await wait_for(client, launched["id"])
-        refused = (await client.execute(CANCEL, {"id": launched["id"], "force": False}))
+        refused = await client.execute(CANCEL, {"id": launched["id"], "force": False})
         assert refused["cancelExecution"]["currentStatus"] == "COMPLETED"
         assert "COMPLETED" in refused["cancelExecution"]["message"]
 
@@ -280,8 +321,11 @@ async def test_cancel_racing_the_end_stays_consistent(harness: Harness) -> None:
             done = await wait_for(client, launched["id"])
             assert done["status"] in {"COMPLETED", "CANCELLED"}
             assert_gapless(done["events"])
-            terminal = [e for e in done["events"] if e["type"].startswith("EXECUTION_")
-                        and e["status"] in {"COMPLETED", "CANCELLED"}]
+            terminal = [
+                e
+                for e in done["events"]
+                if e["type"].startswith("EXECUTION_") and e["status"] in {"COMPLETED", "CANCELLED"}
+            ]
             assert len(terminal) == 1
             assert terminal[0]["status"] == done["status"]
 
@@ -290,7 +334,9 @@ async def test_runner_respects_its_concurrency(harness: Harness) -> None:
     async with harness(runner_concurrency=2) as (app, client):
         made = await blog_crew(client, llm="simulated/delay=0.3")
         ids = [
-            (await launch(client, crewId=made["crew"], inputs={"topic": "t", "audience": "a"}))["id"]
+            (await launch(client, crewId=made["crew"], inputs={"topic": "t", "audience": "a"}))[
+                "id"
+            ]
             for _ in range(5)
         ]
         finished = [await wait_for(client, i) for i in ids]
@@ -325,13 +371,15 @@ async def test_startup_marks_leftover_running_executions_crashed(harness: Harnes
     async with harness(lifespan=False) as (app, client):
         made = await blog_crew(client)
         launched = await launch(client, crewId=made["crew"], inputs={"topic": "t", "audience": "a"})
-        claimed = await app.state.services.executions.claim("old-process", 10)
+        claimed = await app.state.services.executions.claim(
+            f"{socket.gethostname()}:999999:dead", 10
+        )
         assert [str(c.id) for c in claimed] == [launched["id"]]
         async with app.router.lifespan_context(app):
             found = await detail(client, launched["id"])
         assert found["status"] == "CRASHED"
         assert found["events"][-1]["type"] == "EXECUTION_CRASHED"
-        assert found["events"][-1]["data"]["worker"] == "old-process"
+        assert found["events"][-1]["data"]["worker"] == f"{socket.gethostname()}:999999:dead"
         assert_gapless(found["events"])
 
 
@@ -340,8 +388,9 @@ async def test_output_is_coalesced(harness: Harness) -> None:
         made = await blog_crew(client, llm="simulated/delay=0.6,chunk=1")
         launched = await launch(client, crewId=made["crew"], inputs={"topic": "t", "audience": "a"})
         done = await wait_for(client, launched["id"])
-        first_task = [e for e in done["events"]
-                      if e["type"] == "TASK_OUTPUT" and e["taskPosition"] == 0]
+        first_task = [
+            e for e in done["events"] if e["type"] == "TASK_OUTPUT" and e["taskPosition"] == 0
+        ]
         chars = len(done["tasks"][0]["output"])
         assert chars > 200
         assert 1 <= len(first_task) <= 6, len(first_task)  # ~0.6 s at most every 0.25 s

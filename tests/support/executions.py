@@ -63,13 +63,13 @@ async def wait_for(
     execution_id: str,
     statuses: set[str] | None = None,
     *,
-    timeout: float = 15.0,
+    within: float = 15.0,
     event_type: str | None = None,
 ) -> dict[str, Any]:
     """Polls until the execution reaches one of `statuses` (default: any terminal one), or
     until an event of `event_type` is stored."""
     wanted = statuses or TERMINAL
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         found = await detail(client, execution_id)
         if event_type is not None:

@@ -153,7 +153,10 @@ class GraphQLWebSocket:
     async def receive_raw(self, within: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
         """The next JSON message, answering pings and skipping keep-alives on the way."""
         while True:
-            frame = await asyncio.wait_for(self.connection.recv(), within)
+            try:
+                frame = await asyncio.wait_for(self.connection.recv(), within)
+            except TimeoutError:
+                raise TimeoutError(f"no message from the server within {within:g}s") from None
             message = json.loads(frame)
             if not isinstance(message, dict):
                 raise UnexpectedMessage(f"not a JSON object: {frame!r}")
@@ -164,18 +167,6 @@ class GraphQLWebSocket:
             if kind in ("ka", "pong"):
                 continue
             return message
-
-    async def ping(self, within: float = DEFAULT_TIMEOUT) -> None:
-        """A graphql-transport-ws round trip: proves the socket still serves this client."""
-        if self.protocol != TRANSPORT_WS:
-            raise NotImplementedError("the legacy protocol has no client ping")
-        await self.send({"type": "ping"})
-        while True:
-            frame = await asyncio.wait_for(self.connection.recv(), within)
-            message = json.loads(frame)
-            if message.get("type") == "pong":
-                return
-            self._keep(message)
 
     # ------------------------------------------------------------------ operations
 
@@ -210,9 +201,14 @@ class GraphQLWebSocket:
         deadline = asyncio.get_running_loop().time() + within
         while not queue:
             remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise TimeoutError(f"no message for operation {operation_id} in {within}s")
-            self._keep(await self.receive_raw(remaining))
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                self._keep(await self.receive_raw(remaining))
+            except TimeoutError:
+                raise TimeoutError(
+                    f"no message for operation {operation_id} within {within:g}s"
+                ) from None
         return queue.popleft()
 
     def _keep(self, message: dict[str, Any]) -> None:

@@ -31,9 +31,7 @@ def test_allowed(current: S, target: S) -> None:
     execution_status.check(uuid.uuid4(), current, target)
 
 
-@pytest.mark.parametrize(
-    ("current", "target"), [pair for pair in ALL_PAIRS if pair not in ALLOWED]
-)
+@pytest.mark.parametrize(("current", "target"), [pair for pair in ALL_PAIRS if pair not in ALLOWED])
 def test_refused_with_current_status(current: S, target: S) -> None:
     with pytest.raises(InvalidTransition) as info:
         execution_status.check(uuid.uuid4(), current, target)

@@ -28,7 +28,7 @@ from strawberry.extensions import (
 )
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
-from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR
 from backend.config.settings import Settings
@@ -42,6 +42,8 @@ def is_expected(error: GraphQLError) -> bool:
     original = error.original_error
     if original is None or isinstance(original, GraphQLError | DomainError):
         return True
+    if isinstance(original, InvalidOperationTypeError):
+        return True  # e.g. a query sent over the legacy graphql-ws protocol (subscriptions only)
     # A scalar that rejects a literal the caller wrote may raise a plain ValueError; graphql-core
     # locates that error at the literal. A plain exception with neither a location nor a path
     # comes from our code outside any field (an extension, the executor): a bug, like one in a

@@ -6,12 +6,13 @@ import base64
 import binascii
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.types.pagination import Connection, Edge, PageInfo
 from backend.config.settings import Settings
-from backend.schemas import PageRequest
+from backend.schemas import PageRequest, TimeRange
 
 NodeT = TypeVar("NodeT")
 _PREFIX = "c1:"
@@ -61,6 +62,17 @@ def connection(
             end_cursor=edges[-1].cursor if edges else None,
         ),
     )
+
+
+def time_range(created_after: datetime | None, created_before: datetime | None) -> TimeRange:
+    """A filter's time bounds; a time without an offset is taken as UTC."""
+
+    def utc(moment: datetime | None) -> datetime | None:
+        if moment is None or moment.tzinfo is not None:
+            return moment
+        return moment.replace(tzinfo=UTC)
+
+    return TimeRange(utc(created_after), utc(created_before))
 
 
 def parse_id(value: str) -> uuid.UUID | None:

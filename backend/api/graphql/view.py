@@ -137,7 +137,7 @@ class GraphQLView(GraphQL[Context, None]):
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
-            allowed_origins=tuple(settings.allowed_origins),
+            allowed_origins=tuple(settings.allowed_origin_list),
         )
         self.settings = settings
         self.services = services
@@ -231,8 +231,10 @@ class GraphQLView(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql_html(request.url.path, "/graphiql/static"))
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: Strawberry sends bytes as binary websocket frames, which browser
+        # clients (GraphiQL's graphql-ws) cannot read.
+        return orjson.dumps(data).decode()
 
     def decode_json(self, data: str | bytes) -> object:
         try:

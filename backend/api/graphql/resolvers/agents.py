@@ -9,7 +9,7 @@ import strawberry
 from backend.api.graphql.context import Info
 from backend.api.graphql.errors import error_result
 from backend.api.graphql.mirror import to_schema
-from backend.api.graphql.pagination import connection, page_request, parse_id
+from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
 from backend.api.graphql.prefetch import Graph
 from backend.api.graphql.types.agent import Agent
 from backend.api.graphql.types.errors import (
@@ -22,7 +22,7 @@ from backend.api.graphql.types.errors import (
 from backend.api.graphql.types.inputs import AgentCreateInput, AgentUpdateInput, NameTimeFilter
 from backend.api.graphql.types.pagination import Connection
 from backend.core.errors import DomainError, NotFound
-from backend.schemas import AgentCreate, AgentUpdate, TimeRange
+from backend.schemas import AgentCreate, AgentUpdate
 
 CreateAgentResult = Annotated[
     Agent | ValidationError | ConflictError, strawberry.union("CreateAgentResult")
@@ -59,7 +59,7 @@ class AgentQuery:
             ctx.workspace_id,
             page_request(ctx.settings, first, after),
             name_contains=flt.name_contains,
-            created=TimeRange(flt.created_after, flt.created_before),
+            created=time_range(flt.created_after, flt.created_before),
         )
         return connection(
             Graph(info).agents(page.items),

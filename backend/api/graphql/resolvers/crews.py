@@ -9,14 +9,14 @@ import strawberry
 from backend.api.graphql.context import Info
 from backend.api.graphql.errors import error_result
 from backend.api.graphql.mirror import to_schema
-from backend.api.graphql.pagination import connection, page_request, parse_id
+from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
 from backend.api.graphql.prefetch import Graph
 from backend.api.graphql.types.crew import Crew
 from backend.api.graphql.types.errors import ConflictError, Deleted, NotFoundError, ValidationError
 from backend.api.graphql.types.inputs import CrewCreateInput, CrewUpdateInput, NameTimeFilter
 from backend.api.graphql.types.pagination import Connection
 from backend.core.errors import DomainError, NotFound
-from backend.schemas import CrewCreate, CrewUpdate, TimeRange
+from backend.schemas import CrewCreate, CrewUpdate
 
 CreateCrewResult = Annotated[
     Crew | ValidationError | ConflictError, strawberry.union("CreateCrewResult")
@@ -53,7 +53,7 @@ class CrewQuery:
             ctx.workspace_id,
             page_request(ctx.settings, first, after),
             name_contains=flt.name_contains,
-            created=TimeRange(flt.created_after, flt.created_before),
+            created=time_range(flt.created_after, flt.created_before),
         )
         return connection(
             await Graph(info).crews(page.items),

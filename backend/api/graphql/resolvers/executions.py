@@ -12,7 +12,7 @@ import strawberry
 from backend.api.graphql.context import Info
 from backend.api.graphql.errors import ClientError, error_result
 from backend.api.graphql.mirror import input_type, to_schema
-from backend.api.graphql.pagination import connection, page_request, parse_id
+from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
 from backend.api.graphql.types.errors import (
     ConflictError,
     InvalidTransitionError,
@@ -27,7 +27,7 @@ from backend.api.graphql.types.execution import (
 )
 from backend.api.graphql.types.pagination import Connection
 from backend.core.errors import DomainError, NotFound
-from backend.schemas import ExecutionCreate, ExecutionStatus, TimeRange
+from backend.schemas import ExecutionCreate, ExecutionStatus
 
 if TYPE_CHECKING:
     ExecutionCreateInput = Any
@@ -65,7 +65,17 @@ class ExecutionFilter:
     created_before: datetime | None = None
 
 
-def _crew_id(flt: ExecutionFilter) -> uuid.UUID | None:
+@strawberry.input(description="Which executions' status changes a dashboard receives.")
+class ExecutionUpdatesFilter:
+    statuses: list[ExecutionStatus] | None = strawberry.field(
+        default=None, description="Only changes into any of these statuses."
+    )
+    crew_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only executions launched from this crew."
+    )
+
+
+def _crew_id(flt: ExecutionFilter | ExecutionUpdatesFilter) -> uuid.UUID | None:
     if flt.crew_id is None:
         return None
     crew_id = parse_id(flt.crew_id)
@@ -106,7 +116,7 @@ class ExecutionQuery:
             page_request(ctx.settings, first, after),
             statuses=flt.statuses or (),
             crew_id=_crew_id(flt),
-            created=TimeRange(flt.created_after, flt.created_before),
+            created=time_range(flt.created_after, flt.created_before),
         )
         return connection(
             [execution_type(e) for e in page.items],
@@ -184,10 +194,10 @@ class ExecutionSubscription:
         description="A live feed of status changes of your executions, for dashboards."
     )
     async def execution_updates(
-        self, info: Info, filter: ExecutionFilter | None = None
+        self, info: Info, filter: ExecutionUpdatesFilter | None = None
     ) -> AsyncGenerator[ExecutionEvent, None]:
         ctx = info.context
-        flt = filter or ExecutionFilter()
+        flt = filter or ExecutionUpdatesFilter()
         stream = ctx.services.executions.stream_updates(
             ctx.workspace_id, statuses=flt.statuses or (), crew_id=_crew_id(flt)
         )

@@ -9,7 +9,7 @@ import strawberry
 from backend.api.graphql.context import Info
 from backend.api.graphql.errors import ClientError, error_result
 from backend.api.graphql.mirror import to_schema
-from backend.api.graphql.pagination import connection, page_request, parse_id
+from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
 from backend.api.graphql.prefetch import Graph
 from backend.api.graphql.types.errors import (
     ConflictError,
@@ -22,7 +22,7 @@ from backend.api.graphql.types.inputs import TaskCreateInput, TaskFilter, TaskUp
 from backend.api.graphql.types.pagination import Connection
 from backend.api.graphql.types.task import Task
 from backend.core.errors import DomainError, NotFound
-from backend.schemas import TaskCreate, TaskUpdate, TimeRange
+from backend.schemas import TaskCreate, TaskUpdate
 
 CreateTaskResult = Annotated[
     Task | ValidationError | ConflictError, strawberry.union("CreateTaskResult")
@@ -65,7 +65,7 @@ class TaskQuery:
             page_request(ctx.settings, first, after),
             name_contains=flt.name_contains,
             agent_id=agent_id,
-            created=TimeRange(flt.created_after, flt.created_before),
+            created=time_range(flt.created_after, flt.created_before),
         )
         return connection(
             await Graph(info).tasks(page.items),
