@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from starlette.applications import Starlette
@@ -18,9 +18,9 @@ from backend.models import DEFAULT_WORKSPACE_ID as WS
 from backend.schemas import (
     CrewConfig,
     EventType,
-    ExecutionStatus,
     ExecutionCreate,
     ExecutionEventResponse,
+    ExecutionStatus,
 )
 from backend.services.execution_service import ExecutionService, RunHandle
 from tests.conftest import _clean
