@@ -8,6 +8,7 @@ ExecutionService) and checks for cancellation at every chunk.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Protocol
 
 from backend.runner.providers.base import ChatMessage, ModelCall, ProviderError, parse_llm
@@ -81,10 +82,12 @@ class SequentialEngine:
             output = ""
             try:
                 provider = self.providers.get(provider_name)
-                async for chunk in provider.stream(call):
-                    reporter.check_cancelled()
-                    output += chunk
-                    await reporter.output(position, chunk)
+                # aclosing: a cancellation between chunks closes the model's HTTP response now.
+                async with contextlib.aclosing(provider.stream(call)) as chunks:
+                    async for chunk in chunks:
+                        reporter.check_cancelled()
+                        output += chunk
+                        await reporter.output(position, chunk)
             except ProviderError as exc:
                 await reporter.task_failed(position, str(exc), output)
                 raise TaskFailed(position, f"task {task.name!r} failed: {exc}") from exc

@@ -7,7 +7,7 @@ must never put a secret such as an API key in that message.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,7 +34,7 @@ class ModelCall:
 
 
 class Provider(Protocol):
-    def stream(self, call: ModelCall) -> AsyncIterator[str]:
+    def stream(self, call: ModelCall) -> AsyncGenerator[str, None]:
         """Yields the answer in chunks as they arrive; raises ProviderError on failure."""
         ...
 

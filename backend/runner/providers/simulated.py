@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from backend.runner.providers.base import ModelCall, ProviderError
 
@@ -66,7 +66,7 @@ class SimulatedProvider:
             f"(Simulated by crewql; no language model was called. Fingerprint {digest[:4].hex()}.)"
         )
 
-    async def stream(self, call: ModelCall) -> AsyncIterator[str]:
+    async def stream(self, call: ModelCall) -> AsyncGenerator[str, None]:
         options = parse_options(call.model)
         try:
             delay = float(options.get("delay", self.delay_seconds))
