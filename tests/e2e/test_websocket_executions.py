@@ -52,7 +52,7 @@ subscription Events($id: ID!, $after: Int) {{
   executionEvents(executionId: $id, after: $after) {{ {EVENT_FIELDS} }}
 }}"""
 UPDATES = """
-subscription Updates($filter: ExecutionFilter) {
+subscription Updates($filter: ExecutionUpdatesFilter) {
   executionUpdates(filter: $filter) { executionId seq type status }
 }"""
 CREATE_EXECUTION = """

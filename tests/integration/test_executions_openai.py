@@ -126,7 +126,9 @@ def app_db_text(settings: Settings) -> Any:
                 rows = await connection.execute(
                     text("SELECT config, inputs, result, error FROM executions")
                 )
-                events = await connection.execute(text("SELECT message, data FROM execution_events"))
+                events = await connection.execute(
+                    text("SELECT message, data FROM execution_events")
+                )
                 return repr(rows.all()) + repr(events.all())
         finally:
             await app.state.engine.dispose()

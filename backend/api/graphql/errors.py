@@ -61,3 +61,13 @@ def error_result(error: DomainError) -> Any:
     if isinstance(error, InUse):
         return InUseError(code=error.code, message=error.message, used_by=error.used_by)
     raise error
+
+
+def request_error_code(message: str) -> str:
+    if message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    # graphql-core's variable coercion: "Variable '$x' has invalid value…", "Variable values are
+    # nested too deeply.", "Too many errors processing variables…".
+    if message.startswith(("Variable ", "Too many errors processing variables")):
+        return BAD_USER_INPUT
+    return "GRAPHQL_VALIDATION_FAILED"

@@ -10,6 +10,7 @@ from loguru import logger
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR, request_error_code
 from backend.api.graphql.extensions import build_extensions, is_expected
 from backend.api.graphql.resolvers.agents import AgentMutation, AgentQuery
 from backend.api.graphql.resolvers.crews import CrewMutation, CrewQuery
@@ -30,10 +31,15 @@ class CrewQLSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        """Logs each error, and gives every error a code and a safe message in place, so that
+        websocket transports (which format errors themselves) answer like HTTP does."""
         operation = execution_context.operation_name if execution_context else None
         for error in errors:
             if is_expected(error):
                 logger.debug("GraphQL request error in {}: {}", operation or "-", error.message)
+                if error.path is None and not (error.extensions or {}).get("code"):
+                    code = request_error_code(error.message)
+                    error.extensions = {**(error.extensions or {}), "code": code}
                 continue
             original = error.original_error
             logger.opt(exception=original).error(
@@ -42,6 +48,8 @@ class CrewQLSchema(strawberry.Schema):
                 ".".join(map(str, error.path or [])),
                 original,
             )
+            error.message = UNEXPECTED_ERROR
+            error.extensions = {"code": INTERNAL}
 
 
 def build_schema(settings: Settings, **kwargs: Any) -> CrewQLSchema:

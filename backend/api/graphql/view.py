@@ -35,7 +35,7 @@ from strawberry.types.execution import PreExecutionError
 
 from backend.api.graphiql import graphiql_html
 from backend.api.graphql.context import Context
-from backend.api.graphql.errors import BAD_USER_INPUT, INTERNAL, UNEXPECTED_ERROR
+from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR, request_error_code
 from backend.api.graphql.extensions import is_expected
 from backend.api.graphql.loaders import Loaders
 from backend.config.settings import Settings
@@ -95,16 +95,6 @@ def _refused(params: list[str]) -> bool:
             except ValueError:
                 return False
     return False
-
-
-def request_error_code(message: str) -> str:
-    if message.startswith("Syntax Error"):
-        return "GRAPHQL_PARSE_FAILED"
-    # graphql-core's variable coercion: "Variable '$x' has invalid value…", "Variable values are
-    # nested too deeply.", "Too many errors processing variables…".
-    if message.startswith(("Variable ", "Too many errors processing variables")):
-        return BAD_USER_INPUT
-    return "GRAPHQL_VALIDATION_FAILED"
 
 
 def is_request_error(result: ExecutionResult) -> bool:
