@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, func, insert, select, update
 
 from backend.models import Execution, ExecutionEvent, ExecutionTask
 from backend.repositories.base import BaseRepository
@@ -130,6 +130,40 @@ class ExecutionRepository(BaseRepository[Execution]):
     async def add_events(self, rows: list[dict[str, Any]]) -> None:
         """Inserts events whose seq the caller allocated with `allocate_seq` in this transaction."""
         await self.session.execute(insert(ExecutionEvent), rows)
+
+    async def events_of_many(
+        self,
+        workspace_id: uuid.UUID,
+        execution_ids: Sequence[uuid.UUID],
+        *,
+        after: int,
+        limit: int,
+    ) -> list[Row[Any]]:
+        """The first `limit` events after `after` of each execution, in one statement."""
+        if not execution_ids:
+            return []
+        events = ExecutionEvent.__table__
+        ranked = (
+            select(
+                *events.c,
+                func.row_number()
+                .over(partition_by=events.c.execution_id, order_by=events.c.seq)
+                .label("rank"),
+            )
+            .join(Execution, Execution.id == events.c.execution_id)
+            .where(
+                Execution.workspace_id == workspace_id,
+                events.c.execution_id.in_(set(execution_ids)),
+                events.c.seq > after,
+            )
+            .subquery()
+        )
+        stmt = (
+            select(*(ranked.c[c.name] for c in events.c))
+            .where(ranked.c.rank <= limit)
+            .order_by(ranked.c.execution_id, ranked.c.seq)
+        )
+        return list((await self.session.execute(stmt)).all())
 
     async def events(
         self,

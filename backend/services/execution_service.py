@@ -307,6 +307,23 @@ class ExecutionService:
             found[row.parent_id].append(_execution(row))
         return found
 
+    async def events_of_many(
+        self,
+        workspace_id: uuid.UUID,
+        execution_ids: Sequence[uuid.UUID],
+        *,
+        after: int = 0,
+        limit: int = 100,
+    ) -> dict[uuid.UUID, list[ExecutionEventResponse]]:
+        async with self._read_uow() as uow:
+            rows = await uow.executions.events_of_many(
+                workspace_id, execution_ids, after=after, limit=limit
+            )
+        found: dict[uuid.UUID, list[ExecutionEventResponse]] = {i: [] for i in execution_ids}
+        for row in rows:
+            found[row.execution_id].append(_event(row))
+        return found
+
     async def events(
         self,
         workspace_id: uuid.UUID,

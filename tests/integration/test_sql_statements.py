@@ -63,3 +63,29 @@ async def test_crew_by_id_uses_a_handful_of_statements(
         data = await client.execute(query, {"id": made["crew"]})
     assert len(data["crew"]["tasks"]) == 3
     assert len(statements) <= 5, statements
+
+
+async def test_execution_lists_with_nested_fields_do_not_grow(
+    client: GraphQLClient, app: Starlette
+) -> None:
+    made = await create_three_task_crew(client, "runs")
+    for _ in range(6):
+        await client.execute(
+            "mutation($c: ID!) { createExecution(input: {crewId: $c}) { __typename } }",
+            {"c": made["crew"]},
+        )
+    query = """
+    query($first: Int) {
+      executions(first: $first) {
+        nodes { id tasks { name status } events(first: 5) { seq type } retries { id } }
+      }
+    }"""
+    counts = {}
+    for first in (2, 6):
+        with count_statements(app) as statements:
+            data = await client.execute(query, {"first": first})
+        nodes = data["executions"]["nodes"]
+        assert len(nodes) == first
+        assert all(n["events"][0]["type"] == "EXECUTION_QUEUED" for n in nodes)
+        counts[first] = len(statements)
+    assert counts[2] == counts[6], counts

@@ -14,6 +14,7 @@ from strawberry.dataloader import DataLoader
 from backend.schemas import (
     AgentResponse,
     CrewResponse,
+    ExecutionEventResponse,
     ExecutionResponse,
     ExecutionTaskResponse,
     TaskResponse,
@@ -62,4 +63,19 @@ class Loaders:
         )
         self.retries: DataLoader[uuid.UUID, list[ExecutionResponse]] = _lists(
             executions.retries_of, workspace_id
+        )
+
+        async def load_events(
+            keys: list[tuple[uuid.UUID, int, int]],
+        ) -> list[list[ExecutionEventResponse]]:
+            """Keys are (execution, after, first); one statement per distinct (after, first)."""
+            found: dict[tuple[uuid.UUID, int, int], list[ExecutionEventResponse]] = {}
+            for after, first in {(a, f) for _, a, f in keys}:
+                ids = [i for i, a, f in keys if (a, f) == (after, first)]
+                batch = await executions.events_of_many(workspace_id, ids, after=after, limit=first)
+                found.update({(i, after, first): batch[i] for i in ids})
+            return [found[key] for key in keys]
+
+        self.events: DataLoader[tuple[uuid.UUID, int, int], list[ExecutionEventResponse]] = (
+            DataLoader(load_fn=load_events)
         )

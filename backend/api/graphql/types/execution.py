@@ -85,9 +85,7 @@ class Execution:
         ctx = info.context
         if not 0 <= first <= ctx.settings.max_page_size * 10:
             raise ClientError(f"`first` must be between 0 and {ctx.settings.max_page_size * 10}.")
-        found = await ctx.services.executions.events(
-            ctx.workspace_id, _uuid(self.id), after=max(after, 0), limit=first
-        )
+        found = await ctx.loaders.events.load((_uuid(self.id), max(after, 0), first))
         return [event_type(e) for e in found]
 
 
