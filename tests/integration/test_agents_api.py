@@ -113,3 +113,11 @@ async def test_delete_refused_while_a_task_uses_the_agent(client: GraphQLClient)
     deleted = (await client.execute(DELETE, {"id": agent}))["deleteAgent"]
     assert deleted == {"__typename": "Deleted", "id": agent}
     assert (await client.execute(GET, {"id": agent}))["agent"] is None
+
+
+async def test_null_for_a_field_with_a_default_means_the_default(client: GraphQLClient) -> None:
+    created = await create(client, backstory=None, llm=None, temperature=None)
+    assert created["__typename"] == "Agent", created
+    assert created["backstory"] == ""
+    assert created["llm"] == "simulated"
+    assert created["temperature"] is None

@@ -89,23 +89,53 @@ def _camel_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(to_camel_case(part) if isinstance(part, str) else str(part) for part in loc)
 
 
-def _raw(value: Any) -> Any:
-    """A generated input object (possibly nested) as plain data, without the UNSET fields."""
+def _accepts_none(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _accepts_none(typing.get_args(annotation)[0])
+    return origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The schema a (list of, optional) nested input field validates with, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _model_of(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _raw(value: Any, model: type[BaseModel] | None) -> Any:
+    """A generated input object (possibly nested) as plain data for `model`.
+
+    UNSET fields are left out. So is an explicit null for a field that has a default but
+    cannot hold null (e.g. `backstory: null` on create): the schema shows such fields as
+    nullable, and null there means "use the default".
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _raw(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if getattr(value, f.name) is not strawberry.UNSET
-        }
+        fields = model.model_fields if model is not None else {}
+        raw: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            info = fields.get(f.name)
+            if item is strawberry.UNSET:
+                continue
+            if item is None and info is not None and not info.is_required():
+                if not _accepts_none(info.annotation):
+                    continue
+            raw[f.name] = _raw(item, _model_of(info.annotation) if info is not None else None)
+        return raw
     if isinstance(value, list):
-        return [_raw(v) for v in value]
+        return [_raw(v, model) for v in value]
     return value
 
 
 def to_schema(model: type[SchemaT], value: object) -> SchemaT:
     """Validates a GraphQL input object with its schema; problems name camelCase input paths."""
     try:
-        return model.model_validate(_raw(value))
+        return model.model_validate(_raw(value, model))
     except PydanticValidationError as exc:
         raise ValidationFailed(
             [
