@@ -42,6 +42,21 @@ def head_revision(database_url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
 
 
+def stored_revision(database_url: str) -> str | None:
+    """The revision a database is at (None: never migrated), from synchronous code."""
+    from backend.config.settings import load_settings
+    from backend.db.engine import create_engine
+
+    async def read() -> str | None:
+        engine = create_engine(load_settings(database_url=database_url, log_to_files=False))
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at; None when it was never migrated."""
     async with engine.connect() as connection:

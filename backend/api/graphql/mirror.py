@@ -122,9 +122,9 @@ def _raw(value: Any, model: type[BaseModel] | None) -> Any:
             info = fields.get(f.name)
             if item is strawberry.UNSET:
                 continue
-            if item is None and info is not None and not info.is_required():
-                if not _accepts_none(info.annotation):
-                    continue
+            defaulted = info is not None and not info.is_required()
+            if item is None and defaulted and not _accepts_none(info.annotation):  # type: ignore[union-attr]
+                continue
             raw[f.name] = _raw(item, _model_of(info.annotation) if info is not None else None)
         return raw
     if isinstance(value, list):
