@@ -47,17 +47,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from loguru import logger
 
     from backend.config.logging import configure_logging
-    from backend.db.migrate import downgrade, upgrade
+    from backend.db.migrate import downgrade, stored_revision, upgrade
 
     settings = _settings(args, service_name="migrate")
     configure_logging(settings, service_name="migrate")
+    url = settings.database_url
+    before = stored_revision(url)
     if args.downgrade:
-        downgrade(settings.database_url, args.revision or "base")
+        downgrade(url, args.revision or "base")
     else:
-        upgrade(settings.database_url, args.revision or "head")
-    logger.info(
-        "database is at revision {}", args.revision or ("base" if args.downgrade else "head")
-    )
+        upgrade(url, args.revision or "head")
+    after = stored_revision(url)
+    if before == after:
+        logger.info("database already at revision {}; nothing to do", after or "base")
+    else:
+        logger.info("database migrated from {} to {}", before or "base", after or "base")
     return 0
 
 
