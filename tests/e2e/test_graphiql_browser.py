@@ -15,11 +15,14 @@ runs.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+import httpx
 import pytest
 
 try:
@@ -190,4 +193,63 @@ def test_graphiql_default_page_and_schema(graphiql: GraphiQLPage, live_server_ur
         "query: Query", timeout=TIMEOUT_MS
     )
 
+    graphiql.assert_offline_clean()
+
+
+def _launch_finished_execution(live_server_url: str) -> str:
+    """An execution run to the end on the live server, through its HTTP API."""
+
+    def gql(query: str, variables: dict[str, object] | None = None) -> dict[str, Any]:
+        response = httpx.post(
+            f"{live_server_url}/graphql",
+            json={"query": query, "variables": variables or {}},
+            timeout=10,
+        )
+        payload: dict[str, Any] = response.json()
+        assert "errors" not in payload, payload
+        return payload["data"]
+
+    suffix = str(time.monotonic_ns())
+    agent = gql(
+        "mutation($n: String!) { createAgent(input: {name: $n, role: 'r', goal: 'g', "
+        "llm: 'simulated/delay=0'}) { ... on Agent { id } } }".replace("'", '"'),
+        {"n": f"browser {suffix}"},
+    )["createAgent"]["id"]
+    task = gql(
+        'mutation($n: String!, $a: ID!) { createTask(input: {name: $n, description: "d", '
+        'expectedOutput: "e", agentId: $a}) { ... on Task { id } } }',
+        {"n": f"browser task {suffix}", "a": agent},
+    )["createTask"]["id"]
+    crew = gql(
+        "mutation($n: String!, $t: ID!) { createCrew(input: {name: $n, taskIds: [$t]}) "
+        "{ ... on Crew { id } } }",
+        {"n": f"browser crew {suffix}", "t": task},
+    )["createCrew"]["id"]
+    execution: str = gql(
+        "mutation($c: ID!) { createExecution(input: {crewId: $c}) { ... on Execution { id } } }",
+        {"c": crew},
+    )["createExecution"]["id"]
+    deadline = time.monotonic() + 15
+    while (
+        gql("query($id: ID!) { execution(id: $id) { status } }", {"id": execution})["execution"][
+            "status"
+        ]
+        != "COMPLETED"
+    ):
+        assert time.monotonic() < deadline, "execution did not complete"
+        time.sleep(0.05)
+    return execution
+
+
+def test_graphiql_subscription_over_websocket(graphiql: GraphiQLPage, live_server_url: str) -> None:
+    """A subscription typed into GraphiQL streams over the websocket (text frames that the
+    browser's graphql-ws client can read) and shows the execution's last event."""
+    execution = _launch_finished_execution(live_server_url)
+    query = f'subscription {{ executionEvents(executionId: "{execution}") {{ seq type }} }}'
+    open_graphiql(graphiql, f"{live_server_url}/graphql?query={quote(query)}")
+    graphiql.page.locator(".graphiql-execute-button").click()
+    expect(graphiql.page.locator(RESPONSE_PANE)).to_contain_text(
+        "EXECUTION_COMPLETED", timeout=TIMEOUT_MS
+    )
+    assert graphiql.websockets, "the subscription did not use a websocket"
     graphiql.assert_offline_clean()
