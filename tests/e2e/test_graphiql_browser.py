@@ -18,8 +18,8 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -207,7 +207,8 @@ def _launch_finished_execution(live_server_url: str) -> str:
         )
         payload: dict[str, Any] = response.json()
         assert "errors" not in payload, payload
-        return payload["data"]
+        data: dict[str, Any] = payload["data"]
+        return data
 
     suffix = str(time.monotonic_ns())
     agent = gql(
