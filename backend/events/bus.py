@@ -14,9 +14,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
-from backend.schemas import EventType, ExecutionEventResponse
+from backend.schemas import EventType, ExecutionEventResponse, ExecutionStatus
+
+if TYPE_CHECKING:
+    from backend.core.unit_of_work import UnitOfWork
 
 # Events that change an execution's status: what a dashboard's feed carries.
 STATUS_EVENTS = frozenset(
@@ -34,11 +38,33 @@ STATUS_EVENTS = frozenset(
 
 @dataclass(frozen=True)
 class BusEvent:
-    """A stored event plus what subscribers filter on."""
+    """A committed event as the bus carries it: what subscribers filter on, plus the event
+    itself when the bus has it (in memory). A bus that only carries notices (PostgreSQL
+    NOTIFY) leaves `event` None, and subscribers read the row from the event table."""
 
     workspace_id: uuid.UUID
     crew_id: uuid.UUID | None
-    event: ExecutionEventResponse
+    execution_id: uuid.UUID
+    seq: int
+    type: EventType
+    status: ExecutionStatus
+    force: bool = False
+    event: ExecutionEventResponse | None = None
+
+    @classmethod
+    def of(
+        cls, workspace_id: uuid.UUID, crew_id: uuid.UUID | None, event: ExecutionEventResponse
+    ) -> BusEvent:
+        return cls(
+            workspace_id=workspace_id,
+            crew_id=crew_id,
+            execution_id=event.execution_id,
+            seq=event.seq,
+            type=event.type,
+            status=event.status,
+            force=bool(event.data.get("force")),
+            event=event,
+        )
 
 
 class Subscription:
@@ -61,6 +87,10 @@ class Subscription:
         """Called by a bus that may have missed events (its connection dropped)."""
         self.lagged = True
         self.wakeup.set()
+
+    @property
+    def buffered(self) -> int:
+        return self._queue.qsize()
 
     async def next_batch(self) -> list[BusEvent]:
         """Waits until something arrives (or a resync is requested) and drains the buffer."""
@@ -94,14 +124,26 @@ class UpdateSubscription:
         self._pending: list[BusEvent] = []
         self.wakeup = asyncio.Event()
         self.dropped = 0
+        # Set by a bus that lost its connection: changes after this instant may be missing and
+        # are re-read from the event table.
+        self.missed_since: datetime | None = None
+
+    def resync_needed(self, since: datetime) -> None:
+        if self.missed_since is None or since < self.missed_since:
+            self.missed_since = since
+        self.wakeup.set()
+
+    def take_missed(self) -> datetime | None:
+        since, self.missed_since = self.missed_since, None
+        return since
 
     def offer(self, item: BusEvent) -> None:
         self._pending.append(item)
         if len(self._pending) > self._capacity:
             latest: OrderedDict[uuid.UUID, BusEvent] = OrderedDict()
             for pending in self._pending:
-                latest[pending.event.execution_id] = pending
-                latest.move_to_end(pending.event.execution_id)
+                latest[pending.execution_id] = pending
+                latest.move_to_end(pending.execution_id)
             while len(latest) > self._capacity:
                 latest.popitem(last=False)
                 self.dropped += 1
@@ -116,8 +158,9 @@ class UpdateSubscription:
 
 
 class EventBus(Protocol):
-    def publish(self, events: list[BusEvent]) -> None:
-        """Hands committed events to subscribers; never blocks, never raises for a subscriber."""
+    async def stage(self, uow: UnitOfWork, events: list[BusEvent]) -> None:
+        """Arranges for `events`, written in `uow`'s transaction, to reach subscribers once
+        (and only if) that transaction commits. Never waits for a subscriber."""
         ...
 
     def subscribe(self, execution_id: uuid.UUID) -> AbstractAsyncContextManager[Subscription]:
@@ -125,7 +168,7 @@ class EventBus(Protocol):
         ...
 
     def subscribe_updates(
-        self, accepts: UpdateFilter
+        self, accepts: UpdateFilter, *, internal: bool = False
     ) -> AbstractAsyncContextManager[UpdateSubscription]:
         """Registers a status-change feed filtered by `accepts` until the context exits."""
         ...

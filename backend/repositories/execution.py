@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 
 from backend.models import Execution, ExecutionEvent, ExecutionTask
 from backend.repositories.base import BaseRepository
@@ -126,6 +127,31 @@ class ExecutionRepository(BaseRepository[Execution]):
         )
 
     # ------------------------------------------------------------ events
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """PostgreSQL NOTIFY in this transaction: delivered to listeners when it commits."""
+        await self.session.execute(
+            select(func.pg_notify(bindparam("channel"), bindparam("payload"))),
+            {"channel": channel, "payload": payload},
+        )
+
+    async def status_events_since(
+        self, workspace_id: uuid.UUID, since: datetime, types: Sequence[str]
+    ) -> list[Row[Any]]:
+        """Status-changing events stored since `since`, with the execution's crew."""
+        stmt = (
+            select(*ExecutionEvent.__table__.c, Execution.crew_id, Execution.workspace_id)
+            .join(Execution, Execution.id == ExecutionEvent.execution_id)
+            .where(
+                Execution.workspace_id == workspace_id,
+                ExecutionEvent.created_at >= since,
+                ExecutionEvent.type.in_(list(types)),
+            )
+            .order_by(ExecutionEvent.created_at, ExecutionEvent.seq)
+            .limit(10_000)
+        )
+        rows: list[Row[Any]] = [*(await self.session.execute(stmt)).all()]  # type: ignore[list-item]
+        return rows
 
     async def add_events(self, rows: list[dict[str, Any]]) -> None:
         """Inserts events whose seq the caller allocated with `allocate_seq` in this transaction."""

@@ -22,6 +22,7 @@ from loguru import logger
 from backend.config.settings import Settings
 from backend.runner.engine import Cancelled, SequentialEngine, TaskFailed
 from backend.runner.reporter import CancelState, ExecutionReporter
+from backend.schemas import EventType
 from backend.services.execution_service import ExecutionGone, ExecutionService, RunHandle
 
 
@@ -61,6 +62,7 @@ def stopped_local_worker(own_worker_id: str) -> Callable[[str | None], bool]:
 
 @dataclass
 class _Running:
+    run: RunHandle
     task: asyncio.Task[None]
     cancel: CancelState
     force_timer: asyncio.TimerHandle | None = None
@@ -83,7 +85,7 @@ class Runner:
         self._stopping = False
         self._background: list[asyncio.Task[None]] = []
 
-    # ------------------------------------------------------------ signals from the service
+    # ------------------------------------------------------------ signals (from the bus)
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -126,7 +128,6 @@ class Runner:
         Never raises: a database that is unreachable or not migrated yet is retried with
         backoff (and reported by /readyz), so the API still starts.
         """
-        self.service.signals = self
         try:
             await self.reap()
         except Exception as exc:
@@ -135,6 +136,7 @@ class Runner:
             asyncio.create_task(self._claim_loop(), name="runner-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="runner-heartbeat"),
             asyncio.create_task(self._reaper_loop(), name="runner-reaper"),
+            asyncio.create_task(self._control_loop(), name="runner-control"),
         ]
         logger.info(
             "runner {} started: up to {} executions at once",
@@ -146,7 +148,6 @@ class Runner:
         """Stops claiming, lets running executions finish within the grace period, then
         cancels the rest with a reason that says why."""
         self._stopping = True
-        self.service.signals = None
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -201,6 +202,34 @@ class Runner:
             logger.warning("marked {} execution(s) of stopped runners CRASHED", crashed)
         return crashed
 
+    async def _control_loop(self) -> None:
+        """Wakes the claim loop on new work and cancels what a request asks to cancel, whichever
+        process the request came to."""
+        while not self._stopping:
+            try:
+                async with self.service.runner_feed() as feed:
+                    while not self._stopping:
+                        batch = await feed.next_batch()
+                        if feed.take_missed() is not None:
+                            self.wake()
+                            await self._recheck_cancellations()
+                        for item in batch:
+                            if item.type == EventType.EXECUTION_QUEUED:
+                                self.wake()
+                            elif item.execution_id in self._running:
+                                self.cancel(item.execution_id, item.force)
+            except Exception as exc:
+                logger.error("runner control feed failed ({}); resubscribing", exc)
+                await asyncio.sleep(1)
+
+    async def _recheck_cancellations(self) -> None:
+        """After the bus lost messages: ask the database which running executions were asked
+        to stop."""
+        for execution_id, running in list(self._running.items()):
+            requested, force = await self.service.cancel_requested(running.run)
+            if requested:
+                self.cancel(execution_id, force)
+
     async def _reaper_loop(self) -> None:
         while not self._stopping:
             await asyncio.sleep(self.settings.reaper_interval_seconds)
@@ -224,7 +253,7 @@ class Runner:
     def _start(self, run: RunHandle) -> None:
         cancel = CancelState()
         task = asyncio.create_task(self._execute(run, cancel), name=f"execution-{run.id}")
-        self._running[run.id] = _Running(task, cancel)
+        self._running[run.id] = _Running(run, task, cancel)
 
     async def _execute(self, run: RunHandle, cancel: CancelState) -> None:
         reporter = ExecutionReporter(

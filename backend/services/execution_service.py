@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Row
 
 from backend.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from backend.core.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from backend.events.bus import BusEvent, EventBus
+from backend.events.bus import STATUS_EVENTS, BusEvent, EventBus, UpdateSubscription
 from backend.schemas import (
     TERMINAL,
     CrewConfig,
@@ -54,14 +55,6 @@ TERMINAL_EVENTS = frozenset(
         EventType.EXECUTION_CRASHED,
     }
 )
-
-
-class RunnerSignals(Protocol):
-    """How the service reaches a runner in this process (embedded mode)."""
-
-    def wake(self) -> None: ...
-
-    def cancel(self, execution_id: uuid.UUID, force: bool) -> None: ...
 
 
 class ExecutionGone(DomainError):
@@ -121,7 +114,6 @@ class ExecutionService:
         self.bus = bus
         self._known_providers = known_providers
         self._lease = timedelta(seconds=lease_seconds)
-        self.signals: RunnerSignals | None = None
 
     # ================================================================ launching
 
@@ -244,8 +236,6 @@ class ExecutionService:
             row = await self._record(
                 uow, row, S.QUEUED, [Event(EventType.EXECUTION_QUEUED, message)]
             )
-        if self.signals is not None:
-            self.signals.wake()
         return _execution(row)
 
     # ================================================================ reading
@@ -379,18 +369,21 @@ class ExecutionService:
                         if event.type in TERMINAL_EVENTS:
                             return
                 for item in batch:
-                    event = item.event
-                    if event.seq <= last:
+                    if item.seq <= last:
                         continue
-                    if event.seq > last + 1:
-                        async for missed in self._catch_up(
-                            workspace_id, execution_id, last, event.seq - 1
+                    if item.event is None or item.seq > last + 1:
+                        # A notice without the event, or a gap: read up to it from the table.
+                        async for stored in self._catch_up(
+                            workspace_id, execution_id, last, item.seq
                         ):
-                            yield missed
-                            last = missed.seq
-                    yield event
-                    last = event.seq
-                    if event.type in TERMINAL_EVENTS:
+                            yield stored
+                            last = stored.seq
+                            if stored.type in TERMINAL_EVENTS:
+                                return
+                        continue
+                    yield item.event
+                    last = item.seq
+                    if item.type in TERMINAL_EVENTS:
                         return
 
     async def _catch_up(
@@ -420,14 +413,47 @@ class ExecutionService:
         def accepts(item: BusEvent) -> bool:
             return (
                 item.workspace_id == workspace_id
-                and (not wanted or item.event.status in wanted)
+                and (not wanted or item.status in wanted)
                 and (crew_id is None or item.crew_id == crew_id)
             )
 
         async with self.bus.subscribe_updates(accepts) as feed:
             while True:
-                for item in await feed.next_batch():
-                    yield item.event
+                batch = await feed.next_batch()
+                missed_since = feed.take_missed()
+                if missed_since is not None:  # the bus lost its connection: re-read the table
+                    batch = [*await self._status_changes_since(workspace_id, missed_since), *batch]
+                    batch = [item for item in batch if accepts(item)]
+                seen: set[tuple[uuid.UUID, int]] = set()
+                for item in batch:
+                    if (item.execution_id, item.seq) in seen:
+                        continue
+                    seen.add((item.execution_id, item.seq))
+                    event = item.event or await self._event_at(workspace_id, item)
+                    if event is not None:
+                        yield event
+
+    def runner_feed(self) -> AbstractAsyncContextManager[UpdateSubscription]:
+        """What runners listen to, in every workspace: new work (EXECUTION_QUEUED) and
+        cancellation requests (EXECUTION_CANCELLING, with `force`). In scaled mode these reach
+        the worker process that runs the execution through the bus."""
+        wanted = {EventType.EXECUTION_QUEUED, EventType.EXECUTION_CANCELLING}
+        return self.bus.subscribe_updates(lambda item: item.type in wanted, internal=True)
+
+    async def _event_at(
+        self, workspace_id: uuid.UUID, item: BusEvent
+    ) -> ExecutionEventResponse | None:
+        found = await self.events(workspace_id, item.execution_id, after=item.seq - 1, limit=1)
+        return found[0] if found else None
+
+    async def _status_changes_since(
+        self, workspace_id: uuid.UUID, since: datetime
+    ) -> list[BusEvent]:
+        async with self._read_uow() as uow:
+            rows = await uow.executions.status_events_since(
+                workspace_id, since, [t.value for t in STATUS_EVENTS]
+            )
+        return [BusEvent.of(row.workspace_id, row.crew_id, _event(row)) for row in rows]
 
     # ================================================================ cancelling
 
@@ -469,13 +495,17 @@ class ExecutionService:
                     uow,
                     row,
                     S.CANCELLING,
-                    [Event(EventType.LOG, "Cancellation forced.", data={"force": True})],
+                    [
+                        Event(
+                            EventType.EXECUTION_CANCELLING,
+                            "Cancellation forced.",
+                            data={"force": True},
+                        )
+                    ],
                     cancel_force=True,
                 )
             elif current != S.CANCELLING:
                 execution_status.check(execution_id, current, S.CANCELLED)
-        if self.signals is not None and S(row.status) == S.CANCELLING:
-            self.signals.cancel(execution_id, bool(row.cancel_force))
         return _execution(row)
 
     # ================================================================ the runner's side
@@ -769,6 +799,7 @@ class ExecutionService:
             row.workspace_id, row.id, {"status": status, "updated_at": now, **values}
         )
         assert updated is not None
-        published = [BusEvent(row.workspace_id, row.crew_id, _event(e)) for e in stored]
-        uow.after_commit(lambda: self.bus.publish(published))
+        await self.bus.stage(
+            uow, [BusEvent.of(row.workspace_id, row.crew_id, _event(e)) for e in stored]
+        )
         return updated

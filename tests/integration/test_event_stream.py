@@ -162,13 +162,13 @@ def test_update_feed_coalesces_only_when_it_lags() -> None:
             data={},
             created_at=datetime.now(UTC),
         )
-        return BusEvent(WS, None, event)
+        return BusEvent.of(WS, None, event)
 
     for seq in (1, 2, 3):
         feed.offer(change(first, seq))
-    assert [i.event.seq for i in feed._pending] == [1, 2, 3]
+    assert [i.seq for i in feed._pending] == [1, 2, 3]
     feed.offer(change(second, 1))  # over capacity: newest per execution only
-    assert [(i.event.execution_id, i.event.seq) for i in feed._pending] == [
+    assert [(i.execution_id, i.seq) for i in feed._pending] == [
         (first, 3),
         (second, 1),
     ]

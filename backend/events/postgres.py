@@ -1,0 +1,156 @@
+"""The PostgreSQL bus of the scaled mode: NOTIFY in the writing transaction, LISTEN on a
+dedicated connection in every process.
+
+The notification is sent by the same transaction that stores the events, so PostgreSQL delivers
+it exactly when (and only if) they commit. Its payload is small (ids, seq, type, status);
+subscribers read the events themselves from the table. When the listening connection drops,
+the bus reconnects with backoff and tells every local subscriber to catch up from the table:
+events are delayed, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+from loguru import logger
+from sqlalchemy.engine import make_url
+
+from backend.core.unit_of_work import UnitOfWork
+from backend.events.bus import BusEvent
+from backend.events.fanout import LocalFanout
+from backend.schemas import EventType, ExecutionStatus
+from backend.utils.time import utcnow
+
+CHANNEL = "crewql_events"
+
+
+def encode(events: list[BusEvent]) -> str:
+    first = events[0]
+    return json.dumps(
+        {
+            "w": str(first.workspace_id),
+            "c": str(first.crew_id) if first.crew_id else None,
+            "e": str(first.execution_id),
+            "ev": [[e.seq, e.type.value, e.status.value, int(e.force)] for e in events],
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode(payload: str) -> list[BusEvent]:
+    data = json.loads(payload)
+    workspace_id = uuid.UUID(data["w"])
+    crew_id = uuid.UUID(data["c"]) if data["c"] else None
+    execution_id = uuid.UUID(data["e"])
+    return [
+        BusEvent(
+            workspace_id=workspace_id,
+            crew_id=crew_id,
+            execution_id=execution_id,
+            seq=seq,
+            type=EventType(kind),
+            status=ExecutionStatus(status),
+            force=bool(force),
+        )
+        for seq, kind, status, force in data["ev"]
+    ]
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresEventBus(LocalFanout):
+    def __init__(
+        self,
+        database_url: str,
+        buffer_size: int,
+        *,
+        reconnect_max_seconds: float = 10.0,
+    ) -> None:
+        super().__init__(buffer_size)
+        self._dsn = asyncpg_dsn(database_url)
+        self._reconnect_max = reconnect_max_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._connection: asyncpg.Connection | None = None
+        self._listening = asyncio.Event()
+        self._lost_at = utcnow()
+        self.reconnects = 0
+
+    async def stage(self, uow: UnitOfWork, events: list[BusEvent]) -> None:
+        # Chunks keep each payload far below PostgreSQL's 8000-byte limit.
+        for start in range(0, len(events), 50):
+            await uow.executions.notify(CHANNEL, encode(events[start : start + 50]))
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_forever(), name="event-bus-listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), timeout=10)
+        if not self._listening.is_set():
+            logger.error("event bus: not listening yet; retrying in the background")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._connection is not None and not self._connection.is_closed():
+            await self._connection.close()
+
+    @property
+    def listening(self) -> bool:
+        return self._listening.is_set()
+
+    async def _listen_forever(self) -> None:
+        backoff = 0.1
+        first = True
+        while True:
+            lost = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(self._dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                logger.warning("event bus: cannot connect ({}); retrying in {:.1f}s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._reconnect_max)
+                continue
+            self._connection = connection
+            connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
+            await connection.add_listener(CHANNEL, self._on_notification)
+            self._listening.set()
+            if not first:
+                self.reconnects += 1
+                logger.warning("event bus: listening again; subscribers catch up from the table")
+                self.resync_all(self._lost_at)
+            first = False
+            backoff = 0.1
+            await self._wait_lost(connection, lost)
+            self._listening.clear()
+            self._lost_at = utcnow()
+            logger.warning("event bus: listening connection lost; reconnecting")
+            self.resync_all(self._lost_at)
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=1)
+
+    async def _wait_lost(self, connection: asyncpg.Connection, lost: asyncio.Event) -> None:
+        """Returns when the connection is gone; a periodic ping notices silent drops."""
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), timeout=5)
+            if lost.is_set():
+                return
+            try:
+                await asyncio.wait_for(connection.execute("SELECT 1"), timeout=5)
+            except Exception:
+                return
+
+    def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            events = decode(payload)
+        except (ValueError, KeyError, TypeError):
+            logger.error("event bus: ignoring a malformed notification: {!r}", payload[:200])
+            return
+        self.deliver(events)
