@@ -43,6 +43,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from backend.config.logging import configure_logging
+    from backend.worker import run_worker
+
+    settings = _settings(args, service_name="worker")
+    configure_logging(settings, service_name="worker")
+    asyncio.run(run_worker(settings))
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from loguru import logger
 
@@ -90,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", help="TRACE, DEBUG, INFO, WARNING or ERROR")
     serve.add_argument("--database-url", help="overrides CREWQL_DATABASE_URL")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser(
+        "worker", help="run executions only (no HTTP): the runner of the scaled mode"
+    )
+    worker.add_argument("--log-level", help="TRACE, DEBUG, INFO, WARNING or ERROR")
+    worker.add_argument("--database-url", help="overrides CREWQL_DATABASE_URL")
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
     migrate.add_argument(

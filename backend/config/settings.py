@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=100, ge=1, le=1_000)
     default_page_size: int = Field(default=20, ge=1)
 
-    # Executions (embedded runner)
+    # embedded: one process (API + runner), events in memory. scaled: any number of API
+    # replicas and `crewql worker` processes sharing one PostgreSQL, events over LISTEN/NOTIFY.
+    mode: Literal["embedded", "scaled"] = "embedded"
+
+    # Executions: the runner (in `crewql serve` unless disabled, and in `crewql worker`)
     runner_enabled: bool = True
     runner_concurrency: int = Field(default=8, ge=1, le=1_000)
     runner_poll_interval_seconds: float = Field(default=1.0, gt=0)
@@ -98,6 +102,15 @@ class Settings(BaseSettings):
     @property
     def allowed_origin_list(self) -> list[str]:
         return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+    @model_validator(mode="after")
+    def _scaled_needs_postgres(self) -> Settings:
+        if self.mode == "scaled" and self.is_sqlite:
+            raise ValueError(
+                "CREWQL_MODE=scaled needs PostgreSQL: set CREWQL_DATABASE_URL to a "
+                "postgresql+asyncpg:// URL, or use CREWQL_MODE=embedded with SQLite"
+            )
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> Settings:

@@ -10,7 +10,7 @@ from backend.config.settings import Settings
 from backend.core.unit_of_work import UnitOfWork
 from backend.db.engine import create_sessionmaker
 from backend.events.bus import EventBus
-from backend.events.memory import InMemoryEventBus
+from backend.events.factory import build_bus
 from backend.runner.providers.registry import KNOWN_PROVIDERS
 from backend.services.crew_service import CrewService
 from backend.services.execution_service import ExecutionService
@@ -26,7 +26,19 @@ class Services:
     def build(cls, engine: AsyncEngine, settings: Settings) -> Services:
         writes = create_sessionmaker(engine)
         # On SQLite a read transaction must not take the write lock (see db/engine.py).
+        # On SQLite a read transaction must not take the write lock (see db/engine.py).
         reads = create_sessionmaker(engine.execution_options(sqlite_begin="DEFERRED"))
+        crew_reads = reads
+        if engine.dialect.name == "sqlite":
+            # A read of one statement needs no transaction: SQLite runs it in an implicit one.
+            statements = create_sessionmaker(engine.execution_options(sqlite_begin=None))
+        else:
+            # PostgreSQL reads in READ COMMITTED: every statement sees its own snapshot, inside a
+            # transaction or not, so BEGIN and COMMIT (two round trips) buy CrewService's reads
+            # nothing. (ExecutionService keeps its transactions: it is not on this path.)
+            crew_reads = statements = create_sessionmaker(
+                engine.execution_options(isolation_level="AUTOCOMMIT")
+            )
 
         def write_uow() -> UnitOfWork:
             return UnitOfWork(writes)
@@ -34,8 +46,14 @@ class Services:
         def read_uow() -> UnitOfWork:
             return UnitOfWork(reads)
 
-        bus = InMemoryEventBus(settings.subscriber_buffer)
-        crews = CrewService(write_uow, read_uow)
+        def crew_read_uow() -> UnitOfWork:
+            return UnitOfWork(crew_reads)
+
+        def statement_uow() -> UnitOfWork:
+            return UnitOfWork(statements)
+
+        bus = build_bus(settings)
+        crews = CrewService(write_uow, crew_read_uow, statement_uow)
         executions = ExecutionService(
             write_uow,
             read_uow,

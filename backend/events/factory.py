@@ -1,0 +1,14 @@
+"""Chooses the bus for the deployment mode: in memory for one process, PostgreSQL for many."""
+
+from __future__ import annotations
+
+from backend.config.settings import Settings
+from backend.events.bus import EventBus
+from backend.events.memory import InMemoryEventBus
+from backend.events.postgres import PostgresEventBus
+
+
+def build_bus(settings: Settings) -> EventBus:
+    if settings.mode == "scaled":
+        return PostgresEventBus(settings.database_url, settings.subscriber_buffer)
+    return InMemoryEventBus(settings.subscriber_buffer)

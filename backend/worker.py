@@ -1,0 +1,49 @@
+"""`crewql worker`: a runner without HTTP, for the scaled mode.
+
+It claims queued executions from PostgreSQL (SKIP LOCKED: no execution runs twice), renews a
+lease on those it runs, and reports through ExecutionService; API replicas and other workers
+see its events through the PostgreSQL bus. SIGTERM or SIGINT stop it gracefully: it stops
+claiming, lets running executions finish within the grace period, then cancels the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from loguru import logger
+
+from backend.config.settings import Settings
+from backend.db.engine import create_engine
+from backend.runner.engine import SequentialEngine
+from backend.runner.providers.registry import ProviderRegistry
+from backend.runner.runner import Runner
+from backend.services.container import Services
+
+
+async def run_worker(settings: Settings) -> None:
+    engine = create_engine(settings)
+    services = Services.build(engine, settings)
+    providers = ProviderRegistry(settings)
+    runner = Runner(services.executions, SequentialEngine(providers), settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await services.bus.start()
+    await runner.start()
+    logger.info(
+        "crewql worker {} ready ({} mode, up to {} executions at once)",
+        runner.worker_id,
+        settings.mode,
+        settings.runner_concurrency,
+    )
+    try:
+        await stop.wait()
+        logger.info("crewql worker {} stopping", runner.worker_id)
+    finally:
+        await runner.stop()
+        await providers.aclose()
+        await services.bus.stop()
+        await engine.dispose()
+        logger.info("crewql worker stopped")
