@@ -27,6 +27,8 @@ from backend.schemas import EventType, ExecutionStatus
 from backend.utils.time import utcnow
 
 CHANNEL = "crewql_events"
+# How the listening connection shows in pg_stat_activity (operators, and tests that cut it).
+APPLICATION_NAME = "crewql-bus"
 
 
 def encode(events: list[BusEvent]) -> str:
@@ -111,7 +113,9 @@ class PostgresEventBus(LocalFanout):
         while True:
             lost = asyncio.Event()
             try:
-                connection = await asyncpg.connect(self._dsn, timeout=10)
+                connection = await asyncpg.connect(
+                    self._dsn, timeout=10, server_settings={"application_name": APPLICATION_NAME}
+                )
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                 logger.warning("event bus: cannot connect ({}); retrying in {:.1f}s", exc, backoff)
                 await asyncio.sleep(backoff)
