@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from backend.runner.engine import Cancelled
+from backend.runner.resilience import LeaseClock, persist
 from backend.services.execution_service import ExecutionService, RunHandle
 
 
@@ -28,7 +29,9 @@ class ExecutionReporter:
         run: RunHandle,
         cancel: CancelState,
         flush_interval: float,
+        clock: LeaseClock,
     ) -> None:
+        self.clock = clock
         self.service = service
         self.run = run
         self.cancel = cancel
@@ -41,7 +44,11 @@ class ExecutionReporter:
             raise Cancelled(self.cancel.reason)
 
     async def task_started(self, position: int) -> None:
-        await self.service.task_started(self.run, position)
+        await persist(
+            lambda: self.service.task_started(self.run, position),
+            self.clock,
+            "recording a task start",
+        )
         self._pending = ""
         self._last_flush = time.monotonic()
 
@@ -51,14 +58,30 @@ class ExecutionReporter:
         if now - self._last_flush >= self.flush_interval:
             pending, self._pending = self._pending, ""
             self._last_flush = now
-            await self.service.task_output(self.run, position, pending)
+            await persist(
+                lambda: self.service.task_output(self.run, position, pending),
+                self.clock,
+                "recording output",
+            )
 
     async def task_completed(self, position: int, output: str) -> None:
         pending, self._pending = self._pending, ""
-        await self.service.task_completed(self.run, position, output, pending)
+        await persist(
+            lambda: self.service.task_completed(self.run, position, output, pending),
+            self.clock,
+            "recording a task's end",
+        )
 
     async def task_failed(self, position: int, error: str, output: str) -> None:
         if self._pending:
             pending, self._pending = self._pending, ""
-            await self.service.task_output(self.run, position, pending)
-        await self.service.task_failed(self.run, position, error, output)
+            await persist(
+                lambda: self.service.task_output(self.run, position, pending),
+                self.clock,
+                "recording output",
+            )
+        await persist(
+            lambda: self.service.task_failed(self.run, position, error, output),
+            self.clock,
+            "recording a task failure",
+        )

@@ -22,6 +22,7 @@ from loguru import logger
 from backend.config.settings import Settings
 from backend.runner.engine import Cancelled, SequentialEngine, TaskFailed
 from backend.runner.reporter import CancelState, ExecutionReporter
+from backend.runner.resilience import LeaseClock, persist
 from backend.schemas import EventType
 from backend.services.execution_service import ExecutionGone, ExecutionService, RunHandle
 
@@ -84,6 +85,7 @@ class Runner:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._background: list[asyncio.Task[None]] = []
+        self.clock = LeaseClock(settings.lease_seconds)
 
     # ------------------------------------------------------------ signals (from the bus)
 
@@ -245,8 +247,9 @@ class Runner:
                 continue
             try:
                 await self.service.heartbeat(self.worker_id, list(self._running))
-            except Exception:
-                logger.exception("recording heartbeats failed")
+                self.clock.renewed()
+            except Exception as exc:
+                logger.error("recording heartbeats failed: {}", exc)
 
     # ------------------------------------------------------------ one execution
 
@@ -257,25 +260,30 @@ class Runner:
 
     async def _execute(self, run: RunHandle, cancel: CancelState) -> None:
         reporter = ExecutionReporter(
-            self.service, run, cancel, self.settings.output_flush_interval_seconds
+            self.service, run, cancel, self.settings.output_flush_interval_seconds, self.clock
         )
+        clock = self.clock
         try:
             logger.info("execution {} ({}) started", run.id, run.name)
             try:
                 result = await self.engine.run(run.config, run.inputs, reporter)
-                await self.service.complete(run, result)
+                await persist(lambda: self.service.complete(run, result), clock, "completing")
                 logger.info("execution {} completed", run.id)
             except Cancelled as stop:
-                await self.service.cancelled(run, str(stop))
+                reason = str(stop)
+                await persist(lambda: self.service.cancelled(run, reason), clock, "cancelling")
                 logger.info("execution {} cancelled: {}", run.id, stop)
             except asyncio.CancelledError:
                 if not cancel.forced:
                     raise
                 # Our own forced cancellation: record it, and let the task end normally.
-                await self.service.cancelled(run, cancel.reason)
+                await persist(
+                    lambda: self.service.cancelled(run, cancel.reason), clock, "cancelling"
+                )
                 logger.info("execution {} cancelled: {}", run.id, cancel.reason)
             except TaskFailed as failure:
-                await self.service.fail(run, str(failure))
+                error = str(failure)
+                await persist(lambda: self.service.fail(run, error), clock, "failing")
                 logger.info("execution {} failed: {}", run.id, failure)
         except ExecutionGone as gone:
             logger.info("execution {} stopped: {}", run.id, gone.message)
