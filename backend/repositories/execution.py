@@ -33,18 +33,23 @@ class ExecutionRepository(BaseRepository[Execution]):
         row: Row[Any] | None = (await self.session.execute(stmt)).first()
         return row
 
-    async def allocate_seq(
-        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, count: int
-    ) -> int:
-        """Reserves `count` event numbers; returns the last. Gapless: a rollback returns them."""
+    async def advance(
+        self,
+        workspace_id: uuid.UUID,
+        execution_id: uuid.UUID,
+        event_count: int,
+        values: dict[str, Any],
+    ) -> Row[Any]:
+        """Reserves `event_count` event numbers and writes `values`, in one statement; the row
+        comes back with the new `last_seq`. Gapless: a rollback returns the numbers."""
         stmt = (
             update(Execution)
             .where(Execution.workspace_id == workspace_id, Execution.id == execution_id)
-            .values(last_seq=Execution.last_seq + count)
-            .returning(Execution.last_seq)
+            .values(last_seq=Execution.last_seq + event_count, **values)
+            .returning(*Execution.__table__.c)
         )
-        last: int = (await self.session.execute(stmt)).scalar_one()
-        return last
+        row: Row[Any] = (await self.session.execute(stmt)).one()
+        return row
 
     async def children(
         self, workspace_id: uuid.UUID, parent_ids: Sequence[uuid.UUID]

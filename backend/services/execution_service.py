@@ -779,8 +779,11 @@ class ExecutionService:
         current = S(row.status)
         if status != current and not (current == S.QUEUED and status == S.QUEUED):
             execution_status.check(row.id, current, status)
-        last = await uow.executions.allocate_seq(row.workspace_id, row.id, len(events))
         now = utcnow()
+        updated = await uow.executions.advance(
+            row.workspace_id, row.id, len(events), {"status": status, "updated_at": now, **values}
+        )
+        last = updated.last_seq
         stored = [
             {
                 "execution_id": row.id,
@@ -795,10 +798,6 @@ class ExecutionService:
             for i, e in enumerate(events)
         ]
         await uow.executions.add_events(stored)
-        updated = await uow.executions.update(
-            row.workspace_id, row.id, {"status": status, "updated_at": now, **values}
-        )
-        assert updated is not None
         await self.bus.stage(
             uow, [BusEvent.of(row.workspace_id, row.crew_id, _event(e)) for e in stored]
         )
