@@ -6,6 +6,7 @@ the lifespan, so tests can build as many independent apps as they like.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,22 @@ from backend.runner.providers.registry import ProviderRegistry
 from backend.runner.runner import Runner
 from backend.services.container import Services
 
+# Young-generation threshold while serving: a page of 100 crews allocates about 250,000 objects,
+# and with the default (700) collections ran over and over during one request.
+GC_GEN0_THRESHOLD = 20_000
+
+
+def tune_gc() -> tuple[int, int, int]:
+    """After start-up: move everything imported and built so far out of the collector's sight
+    (`gc.freeze`: full collections no longer walk it) and collect the young generation less often.
+    Measured under the bench: (b) on PostgreSQL 13.1 → 18.0 req/s, (a) 160 → 184 (performance.md).
+    Returns the previous thresholds, which the lifespan restores on shutdown."""
+    previous = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
+    return previous
+
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
@@ -45,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             runner = Runner(services.executions, SequentialEngine(providers), settings)
             await runner.start()
         app.state.runner = runner
+        thresholds = tune_gc()
         logger.info(
             "crewql ready: GraphQL at /graphql on {} ({}, runner {})",
             engine.url.render_as_string(hide_password=True),
@@ -59,6 +77,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await providers.aclose()
             await services.bus.stop()
             await engine.dispose()
+            gc.unfreeze()
+            gc.set_threshold(*thresholds)
             logger.info("crewql stopped")
 
     app = Starlette(

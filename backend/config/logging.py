@@ -34,6 +34,20 @@ ROUTED_LOGGERS = {
     "alembic": logging.INFO,
     "alembic.runtime.migration": logging.WARNING,
     "asyncio": logging.WARNING,
+    # aiosqlite logs two DEBUG records (with the SQL and its parameters) for every driver call.
+    "aiosqlite": logging.WARNING,
+}
+
+
+# loguru's levels as standard-library levels (TRACE: everything; SUCCESS sits at 25 in loguru).
+STD_LEVELS = {
+    "TRACE": logging.NOTSET,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "SUCCESS": 25,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
 }
 
 
@@ -80,7 +94,11 @@ def configure_logging(settings: Settings, *, service_name: str | None = None) ->
                 serialize=settings.log_json,
             )
 
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    # The root level is the configured one, not 0: a record below it would be built, routed to
+    # loguru and dropped there, which on SQLite cost a fifth of the CPU of a small query
+    # (docs/performance.md). Loggers listed above keep their own levels.
+    root_level = STD_LEVELS.get(settings.log_level, logging.NOTSET)
+    logging.basicConfig(handlers=[InterceptHandler()], level=root_level, force=True)
     for logger_name, std_level in ROUTED_LOGGERS.items():
         std_logger = logging.getLogger(logger_name)
         std_logger.handlers = []

@@ -8,9 +8,10 @@ SAVEPOINTs and predictable locking work with pysqlite on Python 3.11.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -36,8 +37,41 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return engine
     kwargs["pool_size"] = settings.database_pool_size
     kwargs["max_overflow"] = settings.database_pool_size
-    kwargs["pool_pre_ping"] = True
-    return create_async_engine(url, **kwargs)
+    kwargs["pool_recycle"] = POOL_RECYCLE_SECONDS
+    engine = create_async_engine(url, **kwargs)
+    _install_idle_ping(engine)
+    return engine
+
+
+# A pooled connection is pinged before use only when it sat idle this long. `pool_pre_ping` pings
+# on every checkout: a round trip, a fifth of the CPU of a small query (docs/performance.md).
+# What pre-ping guards against (a server restart, a proxy or firewall dropping idle connections)
+# happens to connections that sat in the pool; one reused milliseconds ago is alive. A connection
+# that breaks while busy invalidates the whole pool (SQLAlchemy's disconnect handling), and the
+# read path retries once (`UnitOfWork` callers in services/crew_service.py).
+IDLE_PING_SECONDS = 5.0
+POOL_RECYCLE_SECONDS = 1800
+
+
+def _install_idle_ping(engine: AsyncEngine) -> None:
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("checked_in")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return  # new (just connected) or in use moments ago
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the driver's own error for a dead connection
+            raise exc.DisconnectionError() from error
+        if not alive:
+            raise exc.DisconnectionError()
 
 
 def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -55,8 +89,12 @@ def _install_sqlite_hooks(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     def _on_begin(connection: Any) -> None:
         # IMMEDIATE takes the write lock up front: two writers queue on busy_timeout instead of
         # one failing with SQLITE_BUSY when it upgrades a read lock mid-transaction.
+        # `sqlite_begin=None` is for reads of one statement: SQLite runs it in its own implicit
+        # transaction (one consistent snapshot), so BEGIN and COMMIT would be two extra driver
+        # calls, each a hop to aiosqlite's thread, for nothing.
         mode = connection.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        if mode is not None:
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

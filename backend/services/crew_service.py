@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Row
+from sqlalchemy.exc import DBAPIError
 
 from backend.core.errors import Conflict, FieldProblem, InUse, NotFound, ValidationFailed
 from backend.core.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from backend.repositories.crew import GraphColumns
 from backend.schemas import (
     AgentCreate,
     AgentResponse,
@@ -47,15 +51,96 @@ def _crew(row: Row[Any], task_ids: list[uuid.UUID]) -> CrewResponse:
     return CrewResponse.model_construct(**row._mapping, task_ids=task_ids)
 
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _trusted(model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """A response schema from stored values that carry every field: `model_construct` without
+    its per-field loop (defaults, aliases), about 4 times cheaper; the read path builds one per
+    row (600 for a page of 100 crews). Nothing is validated, as with `model_construct`."""
+    instance = model.__new__(model)
+    object.__setattr__(instance, "__dict__", values)
+    object.__setattr__(instance, "__pydantic_fields_set__", set(values))
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance
+
+
+@dataclass(slots=True)
+class CrewGraph:
+    """Crews with everything their tasks need, read in one statement: what a page shows.
+
+    `tasks` and `agents` hold every task and agent of those crews (when asked for), shared
+    between crews; a task's context tasks are ids, found in `tasks` when a crew runs them.
+    """
+
+    crews: list[CrewResponse]
+    tasks: dict[uuid.UUID, TaskResponse] = field(default_factory=dict)
+    agents: dict[uuid.UUID, AgentResponse] = field(default_factory=dict)
+    has_next_page: bool = False
+    has_previous_page: bool = False
+
+
+def _graph(rows: Sequence[Row[Any]], with_tasks: bool, with_agents: bool) -> CrewGraph:
+    """Folds the joined rows (one per crew, task and context entry) into shared objects."""
+    g = GraphColumns
+    crew_names, task_names, agent_names = g.crew, g.task, g.agent
+    crews: dict[uuid.UUID, dict[str, Any]] = {}
+    tasks: dict[uuid.UUID, dict[str, Any]] = {}
+    agents: dict[uuid.UUID, AgentResponse] = {}
+    last: tuple[Any, Any] | None = None
+    filling: list[uuid.UUID] | None = None  # context list of a task seen for the first time
+    for row in rows:
+        crew_id = row[0]
+        crew = crews.get(crew_id)
+        if crew is None:
+            crew = crews[crew_id] = dict(zip(crew_names, row[: g.crew_end], strict=True))
+            crew["task_ids"] = []
+        task_id = row[g.task_id]
+        if task_id is None:
+            continue
+        slot = (crew_id, row[g.position])
+        if slot != last:  # a new task of this crew (further rows of a slot are its context)
+            last = slot
+            crew["task_ids"].append(task_id)
+            filling = None
+            if with_tasks and task_id not in tasks and row[g.task_start] is not None:
+                task = tasks[task_id] = dict(
+                    zip(task_names, row[g.task_start : g.task_end], strict=True)
+                )
+                filling = task["context_task_ids"] = []
+                if with_agents:
+                    agent_id = row[g.agent_start]
+                    if agent_id is not None and agent_id not in agents:
+                        agents[agent_id] = _trusted(
+                            AgentResponse,
+                            dict(zip(agent_names, row[g.agent_start : g.agent_end], strict=True)),
+                        )
+        if filling is not None and row[g.context_task_id] is not None:
+            filling.append(row[g.context_task_id])
+    return CrewGraph(
+        crews=[_trusted(CrewResponse, values) for values in crews.values()],
+        tasks={task_id: _trusted(TaskResponse, values) for task_id, values in tasks.items()},
+        agents=agents,
+    )
+
+
 def _duplicates(ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
     seen: set[uuid.UUID] = set()
     return [i for i in ids if i in seen or seen.add(i)]  # type: ignore[func-returns-value]
 
 
 class CrewService:
-    def __init__(self, uow: UnitOfWorkFactory, read_uow: UnitOfWorkFactory | None = None) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        read_uow: UnitOfWorkFactory | None = None,
+        statement_uow: UnitOfWorkFactory | None = None,
+    ) -> None:
         self._uow = uow
         self._read_uow = read_uow or uow
+        # For reads of ONE statement: no BEGIN/COMMIT (the statement is its own snapshot).
+        self._statement_uow = statement_uow or self._read_uow
 
     # ---------------------------------------------------------------- agents
 
@@ -261,6 +346,50 @@ class CrewService:
             task_ids = await uow.crews.task_ids(workspace_id, [r.id for r in rows.items])
         items = [_crew(r, task_ids[r.id]) for r in rows.items]
         return Page(items, rows.has_next_page, rows.has_previous_page)
+
+    async def crew_graph(
+        self,
+        workspace_id: uuid.UUID,
+        *,
+        crew_ids: Sequence[uuid.UUID] | None = None,
+        page: PageRequest | None = None,
+        name_contains: str | None = None,
+        created: TimeRange = ANY_TIME,
+        with_tasks: bool = True,
+        with_agents: bool = True,
+    ) -> CrewGraph:
+        """Crews by id, or a page of crews, with their tasks and agents: one unit of work and one
+        statement, whatever the page size (the read path of `crew` and `crews`).
+
+        A connection that broke while idle in the pool (a database restart) fails the first
+        statement and invalidates the pool; a read is safe to run again, so it is, once.
+        """
+        if (crew_ids is None) == (page is None):
+            raise ValueError("give crew_ids or page")
+        for attempt in (1, 2):
+            try:
+                async with self._statement_uow() as uow:
+                    rows = await uow.crews.graph_rows(
+                        workspace_id,
+                        crew_ids=crew_ids,
+                        page=page,
+                        name_contains=name_contains,
+                        created_after=created.created_after,
+                        created_before=created.created_before,
+                        with_tasks=with_tasks,
+                        with_agents=with_agents,
+                    )
+                break
+            except DBAPIError as error:
+                if attempt == 2 or not error.connection_invalidated:
+                    raise
+        graph = _graph(rows, with_tasks, with_agents and with_tasks)
+        if page is not None:
+            graph.has_previous_page = page.after is not None
+            if len(graph.crews) > page.first:
+                graph.has_next_page = True
+                del graph.crews[page.first :]
+        return graph
 
     async def create_crew(self, workspace_id: uuid.UUID, data: CrewCreate) -> CrewResponse:
         async with self._uow() as uow:

@@ -100,7 +100,7 @@ async def test_a_bug_beside_good_fields_masks_only_its_own(
     app: Starlette, client: GraphQLClient, logged: list[Message], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await create_agent(client, "Ada")
-    monkeypatch.setattr(app.state.services.crews, "crews_by_ids", boom)
+    monkeypatch.setattr(app.state.services.crews, "crew_graph", boom)
     query = f'{{ agents {{ nodes {{ name }} }} crew(id: "{uuid.uuid4()}") {{ id }} }}'
     body = assert_masked(await client.post(query))
     assert body["data"] == {"agents": {"nodes": [{"name": "Ada"}]}, "crew": None}

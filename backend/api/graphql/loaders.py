@@ -1,6 +1,9 @@
 """Per-operation DataLoaders: every id asked for during one operation is fetched in one batch.
 
-Each batch is one service call, which opens its own short unit of work.
+Each batch is one service call, which opens its own short unit of work. What the crew read path
+(`CrewService.crew_graph`) loads is primed into the crew, task and agent loaders, so any other
+field of the same operation that asks for those ids gets them without a query. The caches live
+for one operation only: nothing is reused across requests, so nothing can be stale.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from backend.schemas import (
     TaskResponse,
 )
 from backend.services.container import Services
+from backend.services.crew_service import CrewGraph
 
 T = TypeVar("T")
 
@@ -42,6 +46,30 @@ def _lists(fetch: Fetch[list[T]], workspace_id: uuid.UUID) -> DataLoader[uuid.UU
     return DataLoader(load_fn=load)
 
 
+# (with_tasks, with_agents, crew_id): the crew read path's key; one statement per shape per batch.
+GraphKey = tuple[bool, bool, uuid.UUID]
+
+
+def _crew_graphs(services: Services, workspace_id: uuid.UUID) -> DataLoader[GraphKey, CrewGraph]:
+    async def load(keys: list[GraphKey]) -> list[CrewGraph]:
+        shapes: dict[tuple[bool, bool], list[uuid.UUID]] = {}
+        for with_tasks, with_agents, crew_id in keys:
+            shapes.setdefault((with_tasks, with_agents), []).append(crew_id)
+        graphs: dict[tuple[bool, bool], CrewGraph] = {}
+        for (with_tasks, with_agents), ids in shapes.items():
+            graphs[with_tasks, with_agents] = await services.crews.crew_graph(
+                workspace_id, crew_ids=ids, with_tasks=with_tasks, with_agents=with_agents
+            )
+        found: list[CrewGraph] = []
+        for with_tasks, with_agents, crew_id in keys:
+            graph = graphs[with_tasks, with_agents]
+            crews = [c for c in graph.crews if c.id == crew_id]
+            found.append(CrewGraph(crews=crews, tasks=graph.tasks, agents=graph.agents))
+        return found
+
+    return DataLoader(load_fn=load)
+
+
 class Loaders:
     def __init__(self, services: Services, workspace_id: uuid.UUID) -> None:
         crews = services.crews
@@ -55,6 +83,7 @@ class Loaders:
         self.crew: DataLoader[uuid.UUID, CrewResponse | None] = _by_id(
             crews.crews_by_ids, workspace_id
         )
+        self.crew_graph: DataLoader[GraphKey, CrewGraph] = _crew_graphs(services, workspace_id)
         self.execution: DataLoader[uuid.UUID, ExecutionResponse | None] = _by_id(
             executions.executions_by_ids, workspace_id
         )
@@ -79,3 +108,10 @@ class Loaders:
         self.events: DataLoader[tuple[uuid.UUID, int, int], list[ExecutionEventResponse]] = (
             DataLoader(load_fn=load_events)
         )
+
+    def prime(self, graph: CrewGraph, *, force: bool = False) -> None:
+        """Remembers, for this operation, the crews, tasks and agents the read path loaded
+        (`force` after a write: newer than what the operation may have read before)."""
+        self.crew.prime_many({c.id: c for c in graph.crews}, force=force)
+        self.task.prime_many(graph.tasks, force=force)
+        self.agent.prime_many(graph.agents, force=force)

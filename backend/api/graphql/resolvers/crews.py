@@ -16,7 +16,7 @@ from backend.api.graphql.types.errors import ConflictError, Deleted, NotFoundErr
 from backend.api.graphql.types.inputs import CrewCreateInput, CrewUpdateInput, NameTimeFilter
 from backend.api.graphql.types.pagination import Connection
 from backend.core.errors import DomainError, NotFound
-from backend.schemas import CrewCreate, CrewUpdate
+from backend.schemas import CrewCreate, CrewResponse, CrewUpdate
 
 CreateCrewResult = Annotated[
     Crew | ValidationError | ConflictError, strawberry.union("CreateCrewResult")
@@ -29,6 +29,15 @@ DeleteCrewResult = Annotated[
 ]
 
 
+async def _shaped(info: Info, crew: CrewResponse) -> Crew:
+    """A crew a mutation returns, with what the selection asks for read in one statement."""
+    graph = Graph(info)
+    if not {"tasks", "agents"} & graph.names:
+        return (await graph.crews([crew]))[0]
+    # Read after the write committed; a crew deleted in between is answered as written.
+    return await graph.crew_by_id(crew.id, fresh=True) or (await graph.crews([crew]))[0]
+
+
 @strawberry.type
 class CrewQuery:
     @strawberry.field(description="One crew of your workspace, or null if there is none.")
@@ -36,8 +45,7 @@ class CrewQuery:
         crew_id = parse_id(id)
         if crew_id is None:
             return None
-        found = await info.context.loaders.crew.load(crew_id)
-        return None if found is None else (await Graph(info).crews([found]))[0]
+        return await Graph(info).crew_by_id(crew_id)
 
     @strawberry.field(description="Crews of your workspace, newest first.")
     async def crews(
@@ -49,14 +57,18 @@ class CrewQuery:
     ) -> Connection[Crew]:
         ctx = info.context
         flt = filter or NameTimeFilter()
-        page = await ctx.services.crews.list_crews(
+        graph = Graph(info)
+        with_tasks, with_agents = graph.graph_shape
+        page = await ctx.services.crews.crew_graph(
             ctx.workspace_id,
-            page_request(ctx.settings, first, after),
+            page=page_request(ctx.settings, first, after),
             name_contains=flt.name_contains,
             created=time_range(flt.created_after, flt.created_before),
+            with_tasks=with_tasks,
+            with_agents=with_agents,
         )
         return connection(
-            await Graph(info).crews(page.items),
+            await graph.crew_graph(page),
             has_next_page=page.has_next_page,
             has_previous_page=page.has_previous_page,
         )
@@ -73,7 +85,7 @@ class CrewMutation:
             )
         except DomainError as error:
             return error_result(error)  # type: ignore[no-any-return]
-        return (await Graph(info).crews([crew]))[0]
+        return await _shaped(info, crew)
 
     @strawberry.mutation(description="Change a crew; fields you omit stay as they are.")
     async def update_crew(
@@ -89,7 +101,7 @@ class CrewMutation:
             )
         except DomainError as error:
             return error_result(error)  # type: ignore[no-any-return]
-        return (await Graph(info).crews([crew]))[0]
+        return await _shaped(info, crew)
 
     @strawberry.mutation(description="Delete a crew (its tasks and agents stay).")
     async def delete_crew(self, info: Info, id: strawberry.ID) -> DeleteCrewResult:
