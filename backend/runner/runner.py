@@ -82,6 +82,7 @@ class Runner:
         self.settings = settings
         self.worker_id = worker_id or make_worker_id()
         self._running: dict[uuid.UUID, _Running] = {}
+        self._early_cancels: dict[uuid.UUID, bool] = {}
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._background: list[asyncio.Task[None]] = []
@@ -95,6 +96,12 @@ class Runner:
     def cancel(self, execution_id: uuid.UUID, force: bool) -> None:
         running = self._running.get(execution_id)
         if running is None:
+            # Perhaps claimed a moment ago and not started yet: remember it for `_start`.
+            self._early_cancels[execution_id] = force or self._early_cancels.get(
+                execution_id, False
+            )
+            while len(self._early_cancels) > 10_000:
+                self._early_cancels.pop(next(iter(self._early_cancels)))
             return
         if force:
             self._force(execution_id, "Cancelled on request (forced).")
@@ -257,6 +264,8 @@ class Runner:
         cancel = CancelState()
         task = asyncio.create_task(self._execute(run, cancel), name=f"execution-{run.id}")
         self._running[run.id] = _Running(run, task, cancel)
+        if run.id in self._early_cancels:
+            self.cancel(run.id, self._early_cancels.pop(run.id))
 
     async def _execute(self, run: RunHandle, cancel: CancelState) -> None:
         reporter = ExecutionReporter(

@@ -120,16 +120,17 @@ class ExecutionService:
     async def create_execution(
         self, workspace_id: uuid.UUID, data: ExecutionCreate
     ) -> ExecutionResponse:
-        config, crew_id, field = await self._config_for(workspace_id, data)
-        problems = unknown_providers(config, self._known_providers(), field + ".agents.{index}.llm")
-        problems += missing_inputs(config, data.inputs)
-        if problems:
-            raise ValidationFailed(problems)
+        # A repeated request is answered as the first one was, even if its crew changed since.
         digest = request_hash(data.crew_id, data.crew, data.inputs, data.name)
         if data.idempotency_key is not None:
             existing = await self._by_idempotency_key(workspace_id, data.idempotency_key, digest)
             if existing is not None:
                 return existing
+        config, crew_id, field = await self._config_for(workspace_id, data)
+        problems = unknown_providers(config, self._known_providers(), field + ".agents.{index}.llm")
+        problems += missing_inputs(config, data.inputs)
+        if problems:
+            raise ValidationFailed(problems)
         try:
             return await self._insert(workspace_id, data, config, crew_id, digest, parent_id=None)
         except Conflict:
@@ -370,6 +371,8 @@ class ExecutionService:
                             return
                 for item in batch:
                     if item.seq <= last:
+                        if item.type in TERMINAL_EVENTS:
+                            return  # the end, which the caller already had (after >= it)
                         continue
                     if item.event is None or item.seq > last + 1:
                         # A notice without the event, or a gap: read up to it from the table.
@@ -474,6 +477,7 @@ class ExecutionService:
                     S.CANCELLED,
                     [Event(EventType.EXECUTION_CANCELLED, "Cancelled before it started.")],
                     finished_at=utcnow(),
+                    error="Cancelled before it started.",
                 )
             elif current == S.RUNNING:
                 row = await self._record(
@@ -707,7 +711,7 @@ class ExecutionService:
                     continue
                 if row.worker_id != candidate.worker_id:
                     continue  # claimed again meanwhile
-                row = await self._finish_tasks(uow, row, TaskStatus.FAILED)
+                row = await self._finish_tasks(uow, row, TaskStatus.FAILED, error=reason)
                 await self._record(
                     uow,
                     row,
@@ -754,11 +758,16 @@ class ExecutionService:
             raise ExecutionGone(f"Execution {run.id} is {status}; it stops here.")
         return row
 
-    async def _finish_tasks(self, uow: UnitOfWork, row: Row[Any], status: TaskStatus) -> Row[Any]:
+    async def _finish_tasks(
+        self, uow: UnitOfWork, row: Row[Any], status: TaskStatus, error: str | None = None
+    ) -> Row[Any]:
         """Tasks that never ran are SKIPPED; a task that was running takes `status`."""
         now = utcnow()
+        values: dict[str, Any] = {"status": status, "finished_at": now}
+        if error is not None:
+            values["error"] = error
         await uow.executions.update_open_tasks(
-            row.workspace_id, row.id, [TaskStatus.RUNNING], {"status": status, "finished_at": now}
+            row.workspace_id, row.id, [TaskStatus.RUNNING], values
         )
         skipped = TaskStatus.CANCELLED if status == TaskStatus.CANCELLED else TaskStatus.SKIPPED
         await uow.executions.update_open_tasks(

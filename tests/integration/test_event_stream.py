@@ -173,3 +173,16 @@ def test_update_feed_coalesces_only_when_it_lags() -> None:
         (second, 1),
     ]
     assert feed.dropped == 0
+
+
+async def test_after_beyond_the_end_of_a_running_execution_completes_at_its_end(
+    small_buffer_app: Starlette,
+) -> None:
+    service: ExecutionService = small_buffer_app.state.services.executions
+    run = await running_execution(service)
+    consumer = asyncio.create_task(collect(service.stream_events(WS, run.id, after=1_000)))
+    await asyncio.sleep(0.05)
+    assert not consumer.done()
+    await service.complete(run, {})
+    assert await asyncio.wait_for(consumer, timeout=5) == []
+    assert service.bus.subscriber_count == 0

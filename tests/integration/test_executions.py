@@ -395,3 +395,19 @@ async def test_output_is_coalesced(harness: Harness) -> None:
         assert chars > 200
         assert 1 <= len(first_task) <= 6, len(first_task)  # ~0.6 s at most every 0.25 s
         assert "".join(e["data"]["text"] for e in first_task) == done["tasks"][0]["output"]
+
+
+async def test_repeated_launch_is_answered_even_after_the_crew_is_gone(harness: Harness) -> None:
+    async with harness(lifespan=False) as (_, client):
+        made = await blog_crew(client)
+        request = {
+            "crewId": made["crew"],
+            "inputs": {"topic": "t", "audience": "a"},
+            "idempotencyKey": "k-solo",
+        }
+        first = await launch(client, **request)
+        await client.execute(
+            "mutation($id: ID!) { deleteCrew(id: $id) { __typename } }", {"id": made["crew"]}
+        )
+        again = await launch(client, **request)
+        assert again["id"] == first["id"]

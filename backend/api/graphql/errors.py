@@ -25,6 +25,7 @@ from backend.core.errors import (
     NotFound,
     ValidationFailed,
 )
+from backend.schemas import ExecutionStatus
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL = "INTERNAL"
@@ -56,7 +57,9 @@ def error_result(error: DomainError) -> Any:
         return ConflictError(code=error.code, message=error.message, field=field)
     if isinstance(error, InvalidTransition):
         return InvalidTransitionError(
-            code=error.code, message=error.message, current_status=error.current_status
+            code=error.code,
+            message=error.message,
+            current_status=ExecutionStatus(error.current_status),
         )
     if isinstance(error, InUse):
         return InUseError(code=error.code, message=error.message, used_by=error.used_by)

@@ -6,9 +6,7 @@ import strawberry
 
 from backend.api.graphql.types.agent import Agent
 from backend.api.graphql.types.task import Task
-from backend.schemas import CrewProcess, CrewResponse
-
-strawberry.enum(CrewProcess, description="How a crew runs its tasks.")
+from backend.schemas import CrewResponse
 
 
 @strawberry.experimental.pydantic.type(model=CrewResponse, all_fields=True)

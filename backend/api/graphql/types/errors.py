@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from backend.api.graphql.types.enums import ExecutionStatus
+
 
 @strawberry.interface(description="Something the caller can fix; `code` is stable.")
 class Error:
@@ -45,4 +47,6 @@ class Deleted:
 
 @strawberry.type(description="The execution is not in a status that allows this.")
 class InvalidTransitionError(Error):
-    current_status: str = strawberry.field(description="The execution's status right now.")
+    current_status: ExecutionStatus = strawberry.field(
+        description="The execution's status right now."
+    )

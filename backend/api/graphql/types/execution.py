@@ -16,20 +16,14 @@ from backend.api.graphql.context import Info
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.mirror import to_type
 from backend.schemas import (
-    EventType,
     ExecutionEventResponse,
     ExecutionResponse,
-    ExecutionStatus,
     ExecutionTaskResponse,
-    TaskStatus,
 )
 
 if TYPE_CHECKING:
     from backend.api.graphql.types.crew import Crew
 
-strawberry.enum(ExecutionStatus, description="Where an execution is in its lifecycle.")
-strawberry.enum(EventType, description="What an execution event records.")
-strawberry.enum(TaskStatus, description="Where one task of an execution is.")
 
 CrewRef = Annotated["Crew", strawberry.lazy("backend.api.graphql.types.crew")]
 ExecutionRef = Annotated["Execution", strawberry.lazy("backend.api.graphql.types.execution")]
