@@ -1,4 +1,4 @@
-"""The `crewql` command: serve the API, migrate the database, export the schema.
+"""The `crewql` command: serve the API, migrate the database, export the schema, manage keys.
 
 Each command reads the same settings (environment and `.env`); flags override the few that people
 change by hand. A bad setting ends the command with one line that names it.
@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.add_argument("--output", "-o", help="write to this file instead of standard output")
     export.set_defaults(func=cmd_export_schema)
+
+    from backend.cli_auth import add_auth_commands
+
+    add_auth_commands(sub)
     return parser
 
 

@@ -28,6 +28,7 @@ from backend.main import create_app
 from backend.models import (
     DEFAULT_WORKSPACE_ID,
     Agent,
+    ApiKey,
     Crew,
     CrewTask,
     Execution,
@@ -146,6 +147,7 @@ async def _clean(application: Starlette) -> None:
             Crew,
             Task,
             Agent,
+            ApiKey,
         ):
             await connection.execute(delete(model))
         await connection.execute(delete(Workspace).where(Workspace.id != DEFAULT_WORKSPACE_ID))

@@ -6,6 +6,7 @@ both ways and a deployment is described by its environment alone.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -84,6 +85,19 @@ class Settings(BaseSettings):
 
     graphiql: bool = True
     introspection: bool = True
+
+    # Authentication (docs/security.md). Off only for the embedded quick start on a loopback
+    # address: then every request acts as the admin of the default workspace.
+    auth_enabled: bool = True
+    # How long a process trusts what it read about a key; also how long a revoked key keeps
+    # working in the processes that did not revoke it.
+    auth_cache_seconds: float = Field(default=2.0, ge=0, le=2.0)
+    # Per key and process: requests a second (0: no limit) and how many may come at once.
+    rate_limit_per_second: float = Field(default=20.0, ge=0)
+    rate_limit_burst: int = Field(default=40, ge=1)
+    max_subscriptions_per_key: int = Field(default=100, ge=0)
+    # Across every worker: further executions of the key stay QUEUED (0: no cap).
+    max_running_executions_per_key: int = Field(default=10, ge=0)
     # Comma-separated browser origins allowed to open websockets, e.g. http://localhost:5173
     allowed_origins: str = ""
 
@@ -129,6 +143,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _auth_off_only_on_loopback(self) -> Settings:
+        if not self.auth_enabled and not is_loopback(self.host):
+            raise ValueError(
+                "CREWQL_AUTH_ENABLED=false is only allowed on a loopback address, and "
+                f"CREWQL_HOST is {self.host}: set CREWQL_HOST=127.0.0.1, or turn "
+                "authentication on (CREWQL_AUTH_ENABLED=true, keys: `crewql apikey create`)"
+            )
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -136,6 +160,21 @@ class Settings(BaseSettings):
     @property
     def should_migrate_on_start(self) -> bool:
         return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach: 127.0.0.0/8, ::1 and `localhost`.
+
+    Anything else (0.0.0.0, a LAN address, a host name) may be reachable from elsewhere, which is
+    where a server without authentication must not listen.
+    """
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(Exception):

@@ -1,6 +1,7 @@
 """SQLAlchemy models; importing this package registers every table on `Base.metadata`."""
 
 from backend.models.agent import Agent
+from backend.models.api_key import ApiKey
 from backend.models.crew import Crew, CrewTask
 from backend.models.execution import Execution, ExecutionEvent, ExecutionTask
 from backend.models.task import Task, TaskContext
@@ -9,6 +10,7 @@ from backend.models.workspace import DEFAULT_WORKSPACE_ID, Workspace
 __all__ = [
     "DEFAULT_WORKSPACE_ID",
     "Agent",
+    "ApiKey",
     "Crew",
     "CrewTask",
     "Execution",

@@ -37,6 +37,8 @@ class Execution(IdMixin, WorkspaceOwnedMixin, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "idempotency_key"),
         Index("ix_executions_status_id", "status", "id"),
+        # The runner counts a key's RUNNING executions before claiming more of its QUEUED ones.
+        Index("ix_executions_api_key_id_status", "api_key_id", "status"),
     )
 
     name: Mapped[str] = mapped_column(String(200))
@@ -53,6 +55,11 @@ class Execution(IdMixin, WorkspaceOwnedMixin, TimestampMixin, Base):
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("executions.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    # The key that launched it (None: launched with authentication off), for the per-key cap on
+    # running executions. Keys are revoked, not deleted; should a row go, the execution stays.
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("api_keys.id", ondelete="SET NULL"), nullable=True
     )
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import Workspace
@@ -14,8 +14,21 @@ class WorkspaceRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.table = cast(Table, Workspace.__table__)
 
     async def get(self, workspace_id: uuid.UUID) -> Row[Any] | None:
-        table = Workspace.__table__
-        stmt = select(*table.c).where(table.c.id == workspace_id)
+        stmt = select(*self.table.c).where(self.table.c.id == workspace_id)
         return (await self.session.execute(stmt)).first()
+
+    async def get_by_name(self, name: str) -> Row[Any] | None:
+        stmt = select(*self.table.c).where(self.table.c.name == name)
+        return (await self.session.execute(stmt)).first()
+
+    async def list(self) -> list[Row[Any]]:
+        """Every workspace, by name: there are few, and operators read them as a list."""
+        stmt = select(*self.table.c).order_by(self.table.c.name)
+        return list((await self.session.execute(stmt)).all())
+
+    async def add(self, name: str) -> Row[Any]:
+        stmt = insert(self.table).values(name=name).returning(*self.table.c)
+        return (await self.session.execute(stmt)).one()

@@ -1,6 +1,7 @@
 """Pydantic schemas, one folder per domain (base/create/update/response), re-exported here."""
 
 from backend.schemas.agent import AgentCreate, AgentResponse, AgentUpdate
+from backend.schemas.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyResponse
 from backend.schemas.common import Page, PageRequest, TimeRange
 from backend.schemas.crew import CrewCreate, CrewProcess, CrewResponse, CrewUpdate
 from backend.schemas.execution import (
@@ -17,6 +18,7 @@ from backend.schemas.execution import (
     TaskStatus,
 )
 from backend.schemas.task import TaskCreate, TaskResponse, TaskUpdate
+from backend.schemas.workspace import WorkspaceCreate, WorkspaceResponse
 
 __all__ = [
     "TERMINAL",
@@ -24,6 +26,9 @@ __all__ = [
     "AgentCreate",
     "AgentResponse",
     "AgentUpdate",
+    "ApiKeyCreate",
+    "ApiKeyCreated",
+    "ApiKeyResponse",
     "CrewConfig",
     "CrewCreate",
     "CrewProcess",
@@ -43,4 +48,6 @@ __all__ = [
     "TaskStatus",
     "TaskUpdate",
     "TimeRange",
+    "WorkspaceCreate",
+    "WorkspaceResponse",
 ]

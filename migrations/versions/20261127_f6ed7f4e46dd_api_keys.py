@@ -5,7 +5,8 @@ Revises: f610aef76589
 Create Date: 2026-11-27 10:58:10.430113
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import op
@@ -47,7 +48,11 @@ def upgrade() -> None:
             batch_op.f("ix_api_keys_workspace_id"), ["workspace_id"], unique=False
         )
 
-    with op.batch_alter_table("executions", schema=None) as batch_op:
+    _add_execution_key()
+
+
+def _add_execution_key() -> None:
+    with _sqlite_foreign_keys_off(), op.batch_alter_table("executions") as batch_op:
         batch_op.add_column(sa.Column("api_key_id", sa.Uuid(), nullable=True))
         batch_op.create_index(
             "ix_executions_api_key_id_status", ["api_key_id", "status"], unique=False
@@ -61,8 +66,44 @@ def upgrade() -> None:
         )
 
 
+@contextmanager
+def _sqlite_foreign_keys_off() -> Iterator[None]:
+    """SQLite's procedure for a table change ALTER TABLE cannot make (sqlite.org/lang_altertable
+    .html, "Making Other Kinds Of Table Schema Changes"): foreign keys off, copy, check, on.
+
+    Batch mode rebuilds `executions` by copy, drop and rename. With foreign keys on, dropping the
+    old table deletes every execution's events and tasks (ON DELETE CASCADE) and clears every
+    `parent_id`; Alembic's batch documentation asks for foreign keys off. The pragma is a no-op
+    inside a transaction, and every transaction of ours begins with BEGIN IMMEDIATE
+    (db/engine.py), so the one in progress is committed first and a new one begun after it.
+    A plain `ALTER TABLE ADD COLUMN ... REFERENCES` would be in place, but SQLAlchemy cannot
+    reflect the name or ON DELETE of a column-level constraint, so models and database would
+    never agree (tests/integration/test_migrations.py).
+    """
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        yield
+        return
+    bind.exec_driver_sql("COMMIT")
+    bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    bind.exec_driver_sql("BEGIN IMMEDIATE")
+    try:
+        yield
+        broken = bind.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if broken:
+            raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
+        bind.exec_driver_sql("COMMIT")
+    except BaseException:
+        bind.exec_driver_sql("ROLLBACK")
+        raise
+    finally:
+        bind.exec_driver_sql("PRAGMA foreign_keys=ON")
+        # The transaction SQLAlchemy believes is open, for the rest of the migration.
+        bind.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def downgrade() -> None:
-    with op.batch_alter_table("executions", schema=None) as batch_op:
+    with _sqlite_foreign_keys_off(), op.batch_alter_table("executions") as batch_op:
         batch_op.drop_constraint(
             batch_op.f("fk_executions_api_key_id_api_keys"), type_="foreignkey"
         )

@@ -1,0 +1,277 @@
+"""`crewql workspace create|list` and `crewql apikey create|list|revoke`.
+
+These are how the first key of a deployment comes to exist (GraphQL needs a key already), so
+they talk to the database directly through AuthService, never through the API. Output is for
+people and scripts alike: `apikey create` prints the key alone on standard output
+(`KEY=$(crewql apikey create ci --role editor)`), and everything said to a person goes to
+standard error. Every failure is one line on standard error and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from backend.config.settings import Settings, load_settings
+from backend.core.audit import audit
+from backend.core.auth import Role
+from backend.core.errors import DomainError
+from backend.schemas import ApiKeyCreate, WorkspaceCreate
+from backend.services.auth_service import AuthService
+
+DEFAULT_WORKSPACE = "default"
+
+Command = Callable[[AuthService, argparse.Namespace], Awaitable[None]]
+SubParsers = argparse._SubParsersAction  # the type argparse gives `add_subparsers()`
+
+
+class CliError(Exception):
+    """A failure to report in one line, without a traceback."""
+
+
+# ----------------------------------------------------------------------------- parsers
+
+
+def add_auth_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
+    """Registers `workspace` and `apikey` on the `crewql` parser."""
+    workspace = sub.add_parser("workspace", help="create and list workspaces (tenants)")
+    workspace_sub = workspace.add_subparsers(dest="workspace_command", required=True)
+
+    create = workspace_sub.add_parser("create", help="create a workspace")
+    create.add_argument("name", help="letters, digits, '.', '_' and '-'")
+    _database_option(create)
+    create.set_defaults(func=_runner(workspace_create))
+
+    listing = workspace_sub.add_parser("list", help="list workspaces")
+    _database_option(listing)
+    listing.set_defaults(func=_runner(workspace_list))
+
+    apikey = sub.add_parser("apikey", help="create, list and revoke API keys")
+    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
+
+    create = apikey_sub.add_parser(
+        "create", help="create a key and print it (the only time it is shown)"
+    )
+    create.add_argument("name", help="who or what holds the key, e.g. ci or status-dashboard")
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=[role.value for role in Role],
+        help="viewer: read and subscribe; editor: also change crews and run executions; "
+        "admin: also manage keys",
+    )
+    _workspace_option(create)
+    _database_option(create)
+    create.set_defaults(func=_runner(apikey_create))
+
+    listing = apikey_sub.add_parser("list", help="list a workspace's keys (never their secrets)")
+    _workspace_option(listing)
+    _database_option(listing)
+    listing.set_defaults(func=_runner(apikey_list))
+
+    revoke = apikey_sub.add_parser("revoke", help="revoke a key; it stops working within seconds")
+    revoke.add_argument("key", help="the key's prefix (cq_...) or id, as `apikey list` shows")
+    _workspace_option(revoke)
+    _database_option(revoke)
+    revoke.set_defaults(func=_runner(apikey_revoke))
+
+
+def _workspace_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--workspace",
+        default=DEFAULT_WORKSPACE,
+        help=f"the workspace's name (default: {DEFAULT_WORKSPACE})",
+    )
+
+
+def _database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", help="overrides CREWQL_DATABASE_URL")
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        overrides: dict[str, object] = {"service_name": "cli"}
+        if args.database_url:
+            overrides["database_url"] = args.database_url
+        settings = load_settings(**overrides)  # a SettingsError is reported by `crewql` itself
+        try:
+            asyncio.run(_with_service(settings, command, args))
+        except CliError as exc:
+            _say(f"crewql: {exc}")
+            return 1
+        return 0
+
+    return run
+
+
+async def _with_service(settings: Settings, command: Command, args: argparse.Namespace) -> None:
+    from backend.config.logging import configure_logging
+    from backend.core.unit_of_work import UnitOfWork
+    from backend.db.engine import create_engine, create_sessionmaker
+    from backend.db.migrate import current_revision, head_revision
+
+    configure_logging(settings, service_name="cli")
+    _require_sqlite_file(settings)
+    engine = create_engine(settings)
+    try:
+        stored = await current_revision(engine)
+        head = head_revision(settings.database_url)
+        if stored != head:
+            raise CliError(
+                f"the database is at revision {stored or 'none'}, not {head}: "
+                "run `crewql migrate` first"
+            )
+        sessions = create_sessionmaker(engine)
+        service = AuthService(lambda: UnitOfWork(sessions), cache_seconds=0)
+        try:
+            await command(service, args)
+        except DomainError as exc:
+            raise CliError(exc.message) from exc
+        except ValidationError as exc:
+            raise CliError(_one_line(exc)) from exc
+    finally:
+        await engine.dispose()
+
+
+def _require_sqlite_file(settings: Settings) -> None:
+    """Opening a SQLite URL creates the file; a mistyped path would then report an empty,
+    unmigrated database instead of the mistake."""
+    if not settings.is_sqlite:
+        return
+    database = make_url(settings.database_url).database
+    if database and database != ":memory:" and not Path(database).exists():
+        raise CliError(
+            f"no database at {database}: check CREWQL_DATABASE_URL, or create it with "
+            "`crewql migrate`"
+        )
+
+
+def _one_line(error: ValidationError) -> str:
+    problems = []
+    for problem in error.errors():
+        name = ".".join(str(part) for part in problem["loc"])
+        problems.append(f"{name}: {problem['msg']}")
+    return "invalid " + "; ".join(problems)
+
+
+def _say(line: str) -> None:
+    sys.stderr.write(line + "\n")
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        line = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        sys.stdout.write(line.rstrip() + "\n")
+
+
+def _when(moment: datetime | None, empty: str = "-") -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment is not None else empty
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+async def workspace_create(service: AuthService, args: argparse.Namespace) -> None:
+    try:
+        data = WorkspaceCreate(name=args.name)
+    except ValidationError as exc:
+        raise CliError(
+            f"invalid workspace name {args.name!r}: use 1 to 100 letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit"
+        ) from exc
+    workspace = await service.create_workspace(data)
+    audit(
+        operation="cli:workspace.create",
+        outcome="ok",
+        workspace_id=workspace.id,
+        key_prefix="cli",
+    )
+    sys.stdout.write(f"{workspace.id}\n")
+    _say(
+        f"Created workspace {workspace.name!r}. Give it a key: "
+        f"crewql apikey create NAME --role admin --workspace {workspace.name}"
+    )
+
+
+async def workspace_list(service: AuthService, args: argparse.Namespace) -> None:
+    workspaces = await service.list_workspaces()
+    _print_table(
+        ("NAME", "ID", "CREATED"),
+        [(w.name, str(w.id), _when(w.created_at)) for w in workspaces],
+    )
+
+
+async def apikey_create(service: AuthService, args: argparse.Namespace) -> None:
+    workspace = await service.workspace_by_name(args.workspace)
+    data = ApiKeyCreate(name=args.name, role=Role(args.role))
+    created = await service.create_key(workspace.id, data)
+    key = created.api_key
+    audit(
+        operation="cli:apikey.create",
+        outcome="ok",
+        workspace_id=workspace.id,
+        key_prefix="cli",
+        detail=key.prefix,
+    )
+    sys.stdout.write(created.token + "\n")
+    sys.stdout.flush()
+    _say(
+        f"Created {key.role} key {key.name!r} ({key.prefix}) in workspace {workspace.name!r}. "
+        "This is the only time the key is shown: store it now."
+    )
+
+
+async def apikey_list(service: AuthService, args: argparse.Namespace) -> None:
+    workspace = await service.workspace_by_name(args.workspace)
+    keys = await service.list_keys(workspace.id)
+    _print_table(
+        ("PREFIX", "NAME", "ROLE", "CREATED", "LAST USED", "REVOKED", "ID"),
+        [
+            (
+                k.prefix,
+                k.name,
+                k.role.value,
+                _when(k.created_at),
+                _when(k.last_used_at, "never"),
+                _when(k.revoked_at),
+                str(k.id),
+            )
+            for k in keys
+        ],
+    )
+    if not keys:
+        _say(
+            f"Workspace {workspace.name!r} has no keys: "
+            f"crewql apikey create NAME --role admin --workspace {workspace.name}"
+        )
+
+
+async def apikey_revoke(service: AuthService, args: argparse.Namespace) -> None:
+    workspace = await service.workspace_by_name(args.workspace)
+    key = await service.get_key(workspace.id, args.key)
+    if key.revoked_at is not None:
+        _say(f"Key {key.prefix} ({key.name!r}) was already revoked at {_when(key.revoked_at)}.")
+        return
+    key = await service.revoke_key(workspace.id, key.id)
+    audit(
+        operation="cli:apikey.revoke",
+        outcome="ok",
+        workspace_id=workspace.id,
+        key_prefix="cli",
+        detail=key.prefix,
+    )
+    _say(
+        f"Revoked key {key.prefix} ({key.name!r}). Every server refuses it within "
+        "CREWQL_AUTH_CACHE_SECONDS (2 s by default)."
+    )
