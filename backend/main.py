@@ -62,6 +62,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             runner = Runner(services.executions, SequentialEngine(providers), settings)
             await runner.start()
         app.state.runner = runner
+        if not settings.auth_enabled:
+            logger.warning(
+                "authentication is OFF: every request acts as admin of the default workspace "
+                "(loopback only: {}); set CREWQL_AUTH_ENABLED=true and create keys with "
+                "`crewql apikey create` to turn it on",
+                settings.host,
+            )
         thresholds = tune_gc()
         logger.info(
             "crewql ready: GraphQL at /graphql on {} ({}, runner {})",
@@ -74,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             if runner is not None:
                 await runner.stop()
+            await view.revocations.stop()
             await providers.aclose()
             await services.bus.stop()
             await engine.dispose()

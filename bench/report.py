@@ -181,12 +181,15 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_json(payload: dict[str, Any], started: datetime) -> Path:
+def write_json(payload: dict[str, Any], started: datetime, prefix: str = "bench") -> Path:
+    """`<prefix>-<UTC time>.json`, also copied to `latest.json` (crews: prefix "bench") or
+    `<prefix>-latest.json` (the execution suites)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"bench-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path = RESULTS_DIR / f"{prefix}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     text = json.dumps(payload, indent=2, default=str) + "\n"
     path.write_text(text, encoding="utf-8")
-    (RESULTS_DIR / "latest.json").write_text(text, encoding="utf-8")
+    latest = "latest.json" if prefix == "bench" else f"{prefix}-latest.json"
+    (RESULTS_DIR / latest).write_text(text, encoding="utf-8")
     return path
 
 

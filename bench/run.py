@@ -9,17 +9,13 @@ numerator are never minutes apart, which keeps drift on a shared machine out of 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import signal
 import statistics
-import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from bench import pg
@@ -28,15 +24,12 @@ from bench.procs import Server
 from bench.queries import CREW_BY_ID, CREWS_PAGE, HELLO
 from bench.report import Row, machine, now, ratio_lines, ratios, table, write_json
 from bench.seed import BenchError, check_answers, first_crew_id, seed
+from bench.session import Session, crewql_env, drop_quietly, run_guarded, say
 
 WRK_MISSING = (
     "wrk is not installed (Debian/Ubuntu: apt-get install -y wrk); using the Python fallback "
     "load generator, whose figures are marked 'python-fallback' and are not comparable to wrk's."
 )
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def body(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -46,49 +39,23 @@ def body(query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
     return found
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench",
-        description="Benchmark crewql against a bare Strawberry app (see docs/performance.md).",
-    )
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measured run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
-    parser.add_argument("--connections", type=int, default=20, help="open connections")
-    parser.add_argument(
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("crews")
+    group.add_argument("--duration", type=float, default=8.0, help="seconds per measured run")
+    group.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
+    group.add_argument("--connections", type=int, default=20, help="open connections")
+    group.add_argument(
         "--repeat", type=int, default=1, help="measure every case N times, report the median"
     )
-    parser.add_argument("--crews", type=int, default=110, help="crews to seed (at least 100)")
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get("BENCH_POSTGRES_URL", pg.DEFAULT_SERVER_URL),
-        help="a PostgreSQL server to create the temporary database on (BENCH_POSTGRES_URL)",
-    )
-    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
-    parser.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a ratio fails")
-    args = parser.parse_args(argv)
+    group.add_argument("--crews", type=int, default=110, help="crews to seed (at least 100)")
+    group.add_argument("--load", choices=("auto", "wrk", "python"), default="auto")
+
+
+def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.crews < 100:
         parser.error("--crews must be at least 100: query (b) reads a page of 100")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    return args
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def _ignore_interrupts() -> None:
-    """Once cleanup has begun, a second Ctrl-C must not leave a server or a database behind."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def _drop_quietly(server_url: str, database_url: str) -> None:
-    try:
-        pg.drop_database(server_url, database_url)
-    except Exception as exc:  # cleanup goes on; the user learns what is left behind
-        say(f"could not drop the temporary database {database_url}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -143,13 +110,7 @@ class Bench:
         }
 
     def crewql(self, database: str, url: str) -> dict[str, Case]:
-        env = {
-            "CREWQL_DATABASE_URL": url,
-            "CREWQL_LOG_TO_FILES": "false",
-            "CREWQL_LOG_LEVEL": "WARNING",
-            "CREWQL_MIGRATE_ON_START": "true",
-        }
-        server = self.start(f"crewql-{database}", "crewql", env)
+        server = self.start(f"crewql-{database}", "crewql", crewql_env(url))
         started = time.monotonic()
         seed(server.url, self.args.crews)
         took = time.monotonic() - started
@@ -181,7 +142,7 @@ class Bench:
         url = pg.new_database_url(server_url)
         # Registered before the create (an interrupt in between leaves nothing behind) and before
         # the server's stop, so it runs after that (ExitStack unwinds LIFO).
-        self.cleanup.callback(_drop_quietly, server_url, url)
+        self.cleanup.callback(drop_quietly, server_url, url)
         pg.create_database(server_url, url)
         return self.crewql("postgres", url)
 
@@ -235,28 +196,17 @@ def run(bench: Bench) -> None:
         bench.measure(bare["a"])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    started_at = now()
-    started = time.monotonic()
-    workdir = Path(tempfile.mkdtemp(prefix="crewql-bench-"))
-    with ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
-        try:
-            bench = Bench(args, workdir, cleanup)
-            cleanup.callback(_ignore_interrupts)
-            if bench.tool == "python":
-                say(WRK_MISSING if args.load == "auto" else "using the Python load generator")
-            run(bench)
-        except KeyboardInterrupt:
-            say("\ninterrupted: stopping servers and dropping temporary databases")
-            return 130
-        except (BenchError, RuntimeError) as exc:
-            say(f"bench failed: {exc}")
-            return 1
-        say("stopping servers")
+def measure_all(session: Session) -> Bench:
+    bench = Bench(session.args, session.workdir, session.cleanup)
+    if bench.tool == "python":
+        say(WRK_MISSING if session.args.load == "auto" else "using the Python load generator")
+    run(bench)
+    return bench
+
+
+def report(bench: Bench, started_at: datetime, started: float) -> bool:
+    """Prints the table and the ratios, writes the JSON; True when every ratio passes."""
+    args = bench.args
     rows = bench.rows()
     found = ratios(rows)
     s = bench.settings
@@ -299,6 +249,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
     say(f"results: {shown}")
     say(f"total {time.monotonic() - started:.0f} s")
-    if args.strict and not all(r.passed for r in found):
-        return 1
-    return 0
+    return all(r.passed for r in found)
+
+
+def suite(args: argparse.Namespace) -> int:
+    """The crews suite: start, seed, measure; servers are stopped before the report."""
+    started_at = now()
+    started = time.monotonic()
+    code, bench = run_guarded("crews", args, measure_all)
+    if bench is None:
+        return code
+    passed = report(bench, started_at, started)
+    return 1 if args.strict and not passed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m bench crews …` (kept for callers of bench.run.main)."""
+    from bench.cli import main as cli_main
+
+    return cli_main(["crews", *(argv or [])])

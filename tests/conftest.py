@@ -92,6 +92,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test app. Authentication is off unless a test turns it on
+    (`auth_enabled=True`): suites about other things act as the default workspace's admin."""
+    overrides.setdefault("auth_enabled", False)
     return load_settings(database_url=database_url, log_to_files=False, **overrides)
 
 

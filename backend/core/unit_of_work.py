@@ -2,12 +2,17 @@
 
 A unit of work lives for one service call (or one DataLoader batch). Resolvers run concurrently,
 so a session is never shared between them, and never held across a subscription's `yield`.
+On SQLite, write units of work of one process take turns on an asyncio lock (`write_lock`):
+SQLite admits one writer at a time anyway, and a writer that finds the file locked sleeps in
+SQLite's busy handler for up to 100 ms per try, which under concurrent runners cost more than
+the writes themselves (measured: 13 executions/s with the busy handler, see docs/performance.md).
 Callbacks registered with `after_commit` run only once the transaction is durable, which is how
 events reach subscribers only after the change they describe is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
@@ -17,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.core.errors import Conflict
 from backend.repositories.agent import AgentRepository
+from backend.repositories.api_key import ApiKeyRepository
 from backend.repositories.crew import CrewRepository
 from backend.repositories.execution import ExecutionRepository
 from backend.repositories.execution_queue import ExecutionQueueRepository
@@ -34,13 +40,21 @@ class UnitOfWork:
     crews: CrewRepository
     executions: ExecutionRepository
     queue: ExecutionQueueRepository
+    api_keys: ApiKeyRepository
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        write_lock: asyncio.Lock | None = None,
+    ) -> None:
         self._sessionmaker = sessionmaker
+        self._write_lock = write_lock
         self._after_commit: list[AfterCommit] = []
         self._committed = False
 
     async def __aenter__(self) -> Self:
+        if self._write_lock is not None:
+            await self._write_lock.acquire()
         self.session = self._sessionmaker()
         self.workspaces = WorkspaceRepository(self.session)
         self.agents = AgentRepository(self.session)
@@ -48,6 +62,7 @@ class UnitOfWork:
         self.crews = CrewRepository(self.session)
         self.executions = ExecutionRepository(self.session)
         self.queue = ExecutionQueueRepository(self.session)
+        self.api_keys = ApiKeyRepository(self.session)
         return self
 
     async def __aexit__(
@@ -62,7 +77,11 @@ class UnitOfWork:
             elif exc_type is not None:
                 await self.session.rollback()
         finally:
-            await self.session.close()
+            try:
+                await self.session.close()
+            finally:
+                if self._write_lock is not None:
+                    self._write_lock.release()
         if isinstance(exc, IntegrityError):
             # A constraint the service could not check in advance (a concurrent writer got there
             # first): the caller's business, not a bug.

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -29,6 +30,7 @@ from backend.utils.time import utcnow
 CHANNEL = "crewql_events"
 # How the listening connection shows in pg_stat_activity (operators, and tests that cut it).
 APPLICATION_NAME = "crewql-bus"
+RESYNC_MARGIN_SECONDS = 5.0
 
 
 def encode(events: list[BusEvent]) -> str:
@@ -82,6 +84,7 @@ class PostgresEventBus(LocalFanout):
         self._connection: asyncpg.Connection | None = None
         self._listening = asyncio.Event()
         self._lost_at = utcnow()
+        self._heard_at = utcnow()  # when the listening connection last proved alive
         self.reconnects = 0
 
     async def stage(self, uow: UnitOfWork, events: list[BusEvent]) -> None:
@@ -125,6 +128,7 @@ class PostgresEventBus(LocalFanout):
             connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
             await connection.add_listener(CHANNEL, self._on_notification)
             self._listening.set()
+            self._heard_at = utcnow()
             if not first:
                 self.reconnects += 1
                 logger.warning("event bus: listening again; subscribers catch up from the table")
@@ -133,7 +137,9 @@ class PostgresEventBus(LocalFanout):
             backoff = 0.1
             await self._wait_lost(connection, lost)
             self._listening.clear()
-            self._lost_at = utcnow()
+            # Notifications may have stopped any time after the connection last proved alive,
+            # and an event is stamped before its transaction commits: resync from before both.
+            self._lost_at = self._heard_at - timedelta(seconds=RESYNC_MARGIN_SECONDS)
             logger.warning("event bus: listening connection lost; reconnecting")
             self.resync_all(self._lost_at)
             with contextlib.suppress(Exception):
@@ -147,7 +153,9 @@ class PostgresEventBus(LocalFanout):
             if lost.is_set():
                 return
             try:
+                asked = utcnow()
                 await asyncio.wait_for(connection.execute("SELECT 1"), timeout=5)
+                self._heard_at = asked
             except Exception:
                 return
 

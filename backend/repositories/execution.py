@@ -21,10 +21,15 @@ class ExecutionRepository(BaseRepository[Execution]):
     model = Execution
 
     async def get_for_update(
-        self, workspace_id: uuid.UUID, execution_id: uuid.UUID
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, *, skip_locked: bool = False
     ) -> Row[Any] | None:
-        """The row, locked until commit on PostgreSQL (SQLite's write lock already serializes)."""
-        stmt = self._select(workspace_id).where(Execution.id == execution_id).with_for_update()
+        """The row, locked until commit on PostgreSQL (SQLite's write lock already serializes).
+        With `skip_locked`, a row another transaction holds answers None instead of waiting."""
+        stmt = (
+            self._select(workspace_id)
+            .where(Execution.id == execution_id)
+            .with_for_update(skip_locked=skip_locked)
+        )
         row: Row[Any] | None = (await self.session.execute(stmt)).first()
         return row
 

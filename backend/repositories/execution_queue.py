@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from backend.models import Execution
+from backend.models import ApiKey, Execution
 from backend.schemas import ExecutionStatus
 
 
@@ -22,20 +23,69 @@ class ExecutionQueueRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock_queued(self, limit: int) -> list[Row[Any]]:
+    async def lock_queued(self, limit: int, per_key_cap: int = 0) -> list[Row[Any]]:
         """The oldest queued executions, locked so that no other worker claims them.
 
         `SKIP LOCKED` lets concurrent workers on PostgreSQL take different rows without waiting;
         SQLite ignores the clause, and its write lock makes the claim exclusive anyway.
+
+        With `per_key_cap` (> 0), an execution whose key already has that many RUNNING or
+        CANCELLING ones is skipped (it stays QUEUED), so a key at its cap never holds up the
+        others. The count must hold across workers: the keys' rows are locked (PostgreSQL, in id
+        order) before counting, so two workers cannot both take a key's last free slot.
         """
-        stmt = (
-            select(Execution.id, Execution.workspace_id)
-            .where(Execution.status == ExecutionStatus.QUEUED)
-            .order_by(Execution.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        if per_key_cap <= 0:
+            stmt = (
+                select(Execution.id, Execution.workspace_id)
+                .where(Execution.status == ExecutionStatus.QUEUED)
+                .order_by(Execution.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            return cast(list[Row[Any]], list((await self.session.execute(stmt)).all()))
+        busy = [ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING]
+        other = aliased(Execution)
+        running = (
+            select(func.count())
+            .select_from(other)
+            .where(other.api_key_id == Execution.api_key_id, other.status.in_(busy))
+            .scalar_subquery()
         )
-        return cast(list[Row[Any]], list((await self.session.execute(stmt)).all()))
+        candidates_stmt = (
+            select(Execution.id, Execution.workspace_id, Execution.api_key_id)
+            .where(
+                Execution.status == ExecutionStatus.QUEUED,
+                Execution.api_key_id.is_(None) | (running < per_key_cap),
+            )
+            .order_by(Execution.id)
+            # Some candidates may be left over for their key's cap; look a little further.
+            .limit(limit * 2)
+            .with_for_update(skip_locked=True, of=Execution)
+        )
+        result = await self.session.execute(candidates_stmt)
+        candidates = cast(list[Row[Any]], list(result.all()))
+        keys = sorted({row.api_key_id for row in candidates if row.api_key_id is not None})
+        counts: dict[uuid.UUID, int] = {}
+        if keys:
+            await self.session.execute(
+                select(ApiKey.id).where(ApiKey.id.in_(keys)).order_by(ApiKey.id).with_for_update()
+            )
+            counted = await self.session.execute(
+                select(Execution.api_key_id, func.count())
+                .where(Execution.api_key_id.in_(keys), Execution.status.in_(busy))
+                .group_by(Execution.api_key_id)
+            )
+            counts = {key: int(count) for key, count in counted.all() if key is not None}
+        chosen: list[Row[Any]] = []
+        for row in candidates:
+            if len(chosen) >= limit:
+                break
+            if row.api_key_id is not None:
+                if counts.get(row.api_key_id, 0) >= per_key_cap:
+                    continue
+                counts[row.api_key_id] = counts.get(row.api_key_id, 0) + 1
+            chosen.append(row)
+        return chosen
 
     async def heartbeat(
         self,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import secrets
 import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from loguru import logger
 
@@ -27,8 +29,21 @@ from backend.schemas import EventType
 from backend.services.execution_service import ExecutionGone, ExecutionService, RunHandle
 
 
+def pid_space() -> str:
+    """The host name, plus a digest of the boot and PID namespace when Linux tells them: two
+    processes with the same one can check each other's pid; a host name alone does not prove it
+    (containers with the host's name, cloned machines)."""
+    host = socket.gethostname()
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return host
+    return f"{host}@{hashlib.sha256(f'{boot}/{namespace}'.encode()).hexdigest()[:6]}"
+
+
 def make_worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{pid_space()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -44,7 +59,7 @@ def _pid_alive(pid: int) -> bool:
 def stopped_local_worker(own_worker_id: str) -> Callable[[str | None], bool]:
     """Recognises workers of this host whose process is gone (or is this process in an earlier
     life: same pid, other id), so their executions need not wait for the lease to expire."""
-    host, pid = socket.gethostname(), os.getpid()
+    host, pid = pid_space(), os.getpid()
 
     def is_dead(worker_id: str | None) -> bool:
         if worker_id is None:
@@ -157,9 +172,13 @@ class Runner:
         """Stops claiming, lets running executions finish within the grace period, then
         cancels the rest with a reason that says why."""
         self._stopping = True
-        for task in self._background:
+        # Heartbeats go on while running executions drain: a grace period longer than the lease
+        # would otherwise let another worker's reaper mark them CRASHED.
+        heartbeat = [t for t in self._background if t.get_name() == "runner-heartbeat"]
+        stopped = [t for t in self._background if t not in heartbeat]
+        for task in stopped:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*stopped, return_exceptions=True)
         grace = self.settings.shutdown_grace_seconds
         if self._running:
             logger.info("waiting up to {}s for {} execution(s)", grace, len(self._running))
@@ -173,6 +192,9 @@ class Runner:
         remaining = [r.task for r in self._running.values()]
         if remaining:
             await asyncio.gather(*remaining, return_exceptions=True)
+        for task in heartbeat:
+            task.cancel()
+        await asyncio.gather(*heartbeat, return_exceptions=True)
         logger.info("runner {} stopped", self.worker_id)
 
     # ------------------------------------------------------------ loops
@@ -233,11 +255,21 @@ class Runner:
 
     async def _recheck_cancellations(self) -> None:
         """After the bus lost messages: ask the database which running executions were asked
-        to stop."""
-        for execution_id, running in list(self._running.items()):
-            requested, force = await self.service.cancel_requested(running.run)
-            if requested:
-                self.cancel(execution_id, force)
+        to stop. Retried until it succeeds, with the feed still subscribed: the database that
+        dropped the bus's connection has often dropped the pooled ones too, and giving up (or
+        leaving the feed) would lose the cancellations requested meanwhile."""
+        backoff = 0.2
+        while not self._stopping:
+            try:
+                for execution_id, running in list(self._running.items()):
+                    requested, force = await self.service.cancel_requested(running.run)
+                    if requested:
+                        self.cancel(execution_id, force)
+                return
+            except Exception as exc:
+                logger.warning("checking for cancellations failed ({}); retrying", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def _reaper_loop(self) -> None:
         while not self._stopping:
@@ -248,7 +280,7 @@ class Runner:
                 logger.error("looking for crashed executions failed: {}", exc)
 
     async def _heartbeat_loop(self) -> None:
-        while not self._stopping:
+        while True:  # until stop() cancels it, after the last execution ended
             await asyncio.sleep(self.settings.heartbeat_interval_seconds)
             if not self._running:
                 continue
@@ -276,23 +308,29 @@ class Runner:
             logger.info("execution {} ({}) started", run.id, run.name)
             try:
                 result = await self.engine.run(run.config, run.inputs, reporter)
-                await persist(lambda: self.service.complete(run, result), clock, "completing")
+                steps = reporter.take_pending()
+                await persist(
+                    lambda: self.service.complete(run, result, steps), clock, "completing"
+                )
                 logger.info("execution {} completed", run.id)
             except Cancelled as stop:
-                reason = str(stop)
-                await persist(lambda: self.service.cancelled(run, reason), clock, "cancelling")
+                reason, steps = str(stop), reporter.take_pending()
+                await persist(
+                    lambda: self.service.cancelled(run, reason, steps), clock, "cancelling"
+                )
                 logger.info("execution {} cancelled: {}", run.id, stop)
             except asyncio.CancelledError:
                 if not cancel.forced:
                     raise
                 # Our own forced cancellation: record it, and let the task end normally.
+                steps = reporter.take_pending()
                 await persist(
-                    lambda: self.service.cancelled(run, cancel.reason), clock, "cancelling"
+                    lambda: self.service.cancelled(run, cancel.reason, steps), clock, "cancelling"
                 )
                 logger.info("execution {} cancelled: {}", run.id, cancel.reason)
             except TaskFailed as failure:
-                error = str(failure)
-                await persist(lambda: self.service.fail(run, error), clock, "failing")
+                error, steps = str(failure), reporter.take_pending()
+                await persist(lambda: self.service.fail(run, error, steps), clock, "failing")
                 logger.info("execution {} failed: {}", run.id, failure)
         except ExecutionGone as gone:
             logger.info("execution {} stopped: {}", run.id, gone.message)
@@ -303,6 +341,7 @@ class Runner:
                     run, f"internal error ({type(exc).__name__}); see the server log"
                 )
         finally:
+            reporter.close()
             running = self._running.pop(run.id, None)
             if running is not None and running.force_timer is not None:
                 running.force_timer.cancel()

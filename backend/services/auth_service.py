@@ -115,8 +115,7 @@ def _workspace(row: Row[Any]) -> WorkspaceResponse:
 
 
 def _keys(uow: UnitOfWork) -> ApiKeyRepository:
-    # TODO(phase 2): `uow.api_keys`, once UnitOfWork builds this repository with the others.
-    return ApiKeyRepository(uow.session)
+    return uow.api_keys
 
 
 @dataclass(slots=True, frozen=True)

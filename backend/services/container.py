@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.config.settings import Settings
+from backend.core.rate_limit import ConcurrencyCap, TokenBucketLimiter
 from backend.core.unit_of_work import UnitOfWork
 from backend.db.engine import create_sessionmaker
 from backend.events.bus import EventBus
 from backend.events.factory import build_bus
 from backend.runner.providers.registry import KNOWN_PROVIDERS
+from backend.services.auth_service import AuthService
 from backend.services.crew_service import CrewService
 from backend.services.execution_service import ExecutionService
 
@@ -21,11 +24,14 @@ class Services:
     crews: CrewService
     executions: ExecutionService
     bus: EventBus
+    auth: AuthService
+    # Per process (core/rate_limit.py): requests a second per key, open subscriptions per key.
+    limiter: TokenBucketLimiter
+    subscriptions: ConcurrencyCap
 
     @classmethod
     def build(cls, engine: AsyncEngine, settings: Settings) -> Services:
         writes = create_sessionmaker(engine)
-        # On SQLite a read transaction must not take the write lock (see db/engine.py).
         # On SQLite a read transaction must not take the write lock (see db/engine.py).
         reads = create_sessionmaker(engine.execution_options(sqlite_begin="DEFERRED"))
         crew_reads = reads
@@ -40,8 +46,11 @@ class Services:
                 engine.execution_options(isolation_level="AUTOCOMMIT")
             )
 
+        # SQLite: one writer at a time per process, queued on the loop (core/unit_of_work.py).
+        write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
         def write_uow() -> UnitOfWork:
-            return UnitOfWork(writes)
+            return UnitOfWork(writes, write_lock)
 
         def read_uow() -> UnitOfWork:
             return UnitOfWork(reads)
@@ -61,5 +70,14 @@ class Services:
             bus,
             known_providers=lambda: KNOWN_PROVIDERS,
             lease_seconds=settings.lease_seconds,
+            max_running_per_key=settings.max_running_executions_per_key,
         )
-        return cls(crews=crews, executions=executions, bus=bus)
+        auth = AuthService(write_uow, read_uow, cache_seconds=settings.auth_cache_seconds)
+        return cls(
+            crews=crews,
+            executions=executions,
+            bus=bus,
+            auth=auth,
+            limiter=TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            subscriptions=ConcurrencyCap(settings.max_subscriptions_per_key),
+        )

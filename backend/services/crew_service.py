@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from backend.core.errors import Conflict, FieldProblem, InUse, NotFound, ValidationFailed
 from backend.core.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from backend.repositories.crew import GraphColumns
+from backend.repositories.crew import GraphLayout
 from backend.schemas import (
     AgentCreate,
     AgentResponse,
@@ -37,6 +37,9 @@ from backend.schemas import (
 from backend.utils.time import utcnow
 
 ANY_TIME = TimeRange()
+
+# The fields of crews, tasks and agents a read needs (see `CrewService.crew_graph`).
+GraphFields = tuple[frozenset[str], frozenset[str], frozenset[str]]
 
 
 def _agent(row: Row[Any]) -> AgentResponse:
@@ -72,6 +75,8 @@ class CrewGraph:
 
     `tasks` and `agents` hold every task and agent of those crews (when asked for), shared
     between crews; a task's context tasks are ids, found in `tasks` when a crew runs them.
+    When `complete` is false, only the fields asked for were read (ids always): the objects
+    carry those fields only, and are for the operation that asked, not for sharing.
     """
 
     crews: list[CrewResponse]
@@ -79,12 +84,25 @@ class CrewGraph:
     agents: dict[uuid.UUID, AgentResponse] = field(default_factory=dict)
     has_next_page: bool = False
     has_previous_page: bool = False
+    complete: bool = True
 
 
-def _graph(rows: Sequence[Row[Any]], with_tasks: bool, with_agents: bool) -> CrewGraph:
+def _graph(rows: Sequence[Sequence[Any]], g: GraphLayout) -> CrewGraph:
     """Folds the joined rows (one per crew, task and context entry) into shared objects."""
-    g = GraphColumns
     crew_names, task_names, agent_names = g.crew, g.task, g.agent
+    crew_end, position, task_id_at, context_at = (
+        g.crew_end,
+        g.position,
+        g.task_id,
+        g.context_task_id,
+    )
+    task_start, task_end, agent_start, agent_end = (
+        g.task_start,
+        g.task_end,
+        g.agent_start,
+        g.agent_end,
+    )
+    with_tasks, with_agents = g.with_tasks, g.with_agents
     crews: dict[uuid.UUID, dict[str, Any]] = {}
     tasks: dict[uuid.UUID, dict[str, Any]] = {}
     agents: dict[uuid.UUID, AgentResponse] = {}
@@ -94,34 +112,33 @@ def _graph(rows: Sequence[Row[Any]], with_tasks: bool, with_agents: bool) -> Cre
         crew_id = row[0]
         crew = crews.get(crew_id)
         if crew is None:
-            crew = crews[crew_id] = dict(zip(crew_names, row[: g.crew_end], strict=True))
+            crew = crews[crew_id] = dict(zip(crew_names, row[:crew_end], strict=True))
             crew["task_ids"] = []
-        task_id = row[g.task_id]
+        task_id = row[task_id_at]
         if task_id is None:
             continue
-        slot = (crew_id, row[g.position])
+        slot = (crew_id, row[position])
         if slot != last:  # a new task of this crew (further rows of a slot are its context)
             last = slot
             crew["task_ids"].append(task_id)
             filling = None
-            if with_tasks and task_id not in tasks and row[g.task_start] is not None:
-                task = tasks[task_id] = dict(
-                    zip(task_names, row[g.task_start : g.task_end], strict=True)
-                )
+            if with_tasks and task_id not in tasks and row[task_start] is not None:
+                task = tasks[task_id] = dict(zip(task_names, row[task_start:task_end], strict=True))
                 filling = task["context_task_ids"] = []
                 if with_agents:
-                    agent_id = row[g.agent_start]
+                    agent_id = row[agent_start]
                     if agent_id is not None and agent_id not in agents:
                         agents[agent_id] = _trusted(
                             AgentResponse,
-                            dict(zip(agent_names, row[g.agent_start : g.agent_end], strict=True)),
+                            dict(zip(agent_names, row[agent_start:agent_end], strict=True)),
                         )
-        if filling is not None and row[g.context_task_id] is not None:
-            filling.append(row[g.context_task_id])
+        if filling is not None and row[context_at] is not None:
+            filling.append(row[context_at])
     return CrewGraph(
         crews=[_trusted(CrewResponse, values) for values in crews.values()],
         tasks={task_id: _trusted(TaskResponse, values) for task_id, values in tasks.items()},
         agents=agents,
+        complete=g.complete,
     )
 
 
@@ -357,33 +374,38 @@ class CrewService:
         created: TimeRange = ANY_TIME,
         with_tasks: bool = True,
         with_agents: bool = True,
+        fields: GraphFields | None = None,
     ) -> CrewGraph:
         """Crews by id, or a page of crews, with their tasks and agents: one unit of work and one
         statement, whatever the page size (the read path of `crew` and `crews`).
+
+        `fields`: the crew, task and agent fields the caller needs (None: all); ids and the ids
+        that link the objects are read in any case. With fewer fields, the graph is not
+        `complete`: its objects carry only what was read.
 
         A connection that broke while idle in the pool (a database restart) fails the first
         statement and invalidates the pool; a read is safe to run again, so it is, once.
         """
         if (crew_ids is None) == (page is None):
             raise ValueError("give crew_ids or page")
+        layout = GraphLayout.of(with_tasks, with_agents, fields)
         for attempt in (1, 2):
             try:
                 async with self._statement_uow() as uow:
                     rows = await uow.crews.graph_rows(
                         workspace_id,
+                        layout=layout,
                         crew_ids=crew_ids,
                         page=page,
                         name_contains=name_contains,
                         created_after=created.created_after,
                         created_before=created.created_before,
-                        with_tasks=with_tasks,
-                        with_agents=with_agents,
                     )
                 break
             except DBAPIError as error:
                 if attempt == 2 or not error.connection_invalidated:
                     raise
-        graph = _graph(rows, with_tasks, with_agents and with_tasks)
+        graph = _graph(rows, layout)
         if page is not None:
             graph.has_previous_page = page.after is not None
             if len(graph.crews) > page.first:

@@ -9,6 +9,7 @@ in one transaction; the events reach the bus only after that transaction commits
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from backend.services.execution_config import (
     snapshot_of,
     unknown_providers,
 )
+from backend.services.execution_progress import Step, StepKind, plan
 from backend.utils.time import utcnow
 
 S = ExecutionStatus
@@ -69,6 +71,9 @@ class Event:
     message: str = ""
     task_position: int | None = None
     data: dict[str, Any] | None = None
+    # The status an event reports; None: the status the write leaves the execution in. Set for
+    # progress written in the same statement as a final status (it happened before it).
+    status: ExecutionStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,7 @@ class ExecutionService:
         bus: EventBus,
         known_providers: Callable[[], Iterable[str]],
         lease_seconds: float = 30.0,
+        max_running_per_key: int = 0,
     ) -> None:
         self._uow = uow
         self._read_uow = read_uow
@@ -114,12 +120,19 @@ class ExecutionService:
         self.bus = bus
         self._known_providers = known_providers
         self._lease = timedelta(seconds=lease_seconds)
+        self._max_running_per_key = max_running_per_key
 
     # ================================================================ launching
 
     async def create_execution(
-        self, workspace_id: uuid.UUID, data: ExecutionCreate
+        self,
+        workspace_id: uuid.UUID,
+        data: ExecutionCreate,
+        *,
+        api_key_id: uuid.UUID | None = None,
     ) -> ExecutionResponse:
+        """Queues an execution; `api_key_id` (the caller's key) counts it against that key's cap
+        on running executions."""
         # A repeated request is answered as the first one was, even if its crew changed since.
         digest = request_hash(data.crew_id, data.crew, data.inputs, data.name)
         if data.idempotency_key is not None:
@@ -132,7 +145,9 @@ class ExecutionService:
         if problems:
             raise ValidationFailed(problems)
         try:
-            return await self._insert(workspace_id, data, config, crew_id, digest, parent_id=None)
+            return await self._insert(
+                workspace_id, data, config, crew_id, digest, parent_id=None, api_key_id=api_key_id
+            )
         except Conflict:
             if data.idempotency_key is None:
                 raise
@@ -143,7 +158,11 @@ class ExecutionService:
             return existing
 
     async def retry_execution(
-        self, workspace_id: uuid.UUID, execution_id: uuid.UUID
+        self,
+        workspace_id: uuid.UUID,
+        execution_id: uuid.UUID,
+        *,
+        api_key_id: uuid.UUID | None = None,
     ) -> ExecutionResponse:
         async with self._read_uow() as uow:
             row = await uow.executions.get(workspace_id, execution_id)
@@ -164,6 +183,7 @@ class ExecutionService:
             None,
             parent_id=execution_id,
             crew_name=row.crew_name,
+            api_key_id=api_key_id,
         )
 
     async def _config_for(
@@ -204,6 +224,7 @@ class ExecutionService:
         *,
         parent_id: uuid.UUID | None,
         crew_name: str | None = None,
+        api_key_id: uuid.UUID | None = None,
     ) -> ExecutionResponse:
         name = (data.name or "").strip() or descriptive_name(config, data.inputs)
         async with self._uow() as uow:
@@ -219,6 +240,7 @@ class ExecutionService:
                     "idempotency_key": data.idempotency_key,
                     "request_hash": digest,
                     "parent_id": parent_id,
+                    "api_key_id": api_key_id,
                 },
             )
             await uow.executions.add_tasks(
@@ -420,6 +442,7 @@ class ExecutionService:
                 and (crew_id is None or item.crew_id == crew_id)
             )
 
+        delivered: OrderedDict[uuid.UUID, int] = OrderedDict()  # execution -> last seq sent
         async with self.bus.subscribe_updates(accepts) as feed:
             while True:
                 batch = await feed.next_batch()
@@ -427,11 +450,13 @@ class ExecutionService:
                 if missed_since is not None:  # the bus lost its connection: re-read the table
                     batch = [*await self._status_changes_since(workspace_id, missed_since), *batch]
                     batch = [item for item in batch if accepts(item)]
-                seen: set[tuple[uuid.UUID, int]] = set()
                 for item in batch:
-                    if (item.execution_id, item.seq) in seen:
-                        continue
-                    seen.add((item.execution_id, item.seq))
+                    if item.seq <= delivered.get(item.execution_id, 0):
+                        continue  # already sent (a resync re-reads what may have arrived)
+                    delivered[item.execution_id] = item.seq
+                    delivered.move_to_end(item.execution_id)
+                    if len(delivered) > 10_000:
+                        delivered.popitem(last=False)
                     event = item.event or await self._event_at(workspace_id, item)
                     if event is not None:
                         yield event
@@ -519,7 +544,7 @@ class ExecutionService:
         now = utcnow()
         handles = []
         async with self._uow() as uow:
-            for queued in await uow.queue.lock_queued(limit):
+            for queued in await uow.queue.lock_queued(limit, self._max_running_per_key):
                 row = await uow.executions.get(queued.workspace_id, queued.id)
                 assert row is not None
                 row = await self._record(
@@ -554,122 +579,60 @@ class ExecutionService:
         async with self._uow() as uow:
             await uow.queue.heartbeat(worker_id, execution_ids, now, now + self._lease)
 
-    async def task_started(self, run: RunHandle, position: int) -> None:
-        task = run.config.tasks[position]
+    async def record_progress(self, run: RunHandle, steps: list[Step]) -> None:
+        """Writes a batch of an engine's steps (task states and their events) at once."""
+        if not steps:
+            return
         async with self._uow() as uow:
             row = await self._running_row(uow, run)
-            await uow.executions.update_task(
-                run.workspace_id,
-                run.id,
-                position,
-                {"status": TaskStatus.RUNNING, "started_at": utcnow()},
-            )
-            await self._record(
-                uow,
-                row,
-                S(row.status),
-                [
-                    Event(
-                        EventType.TASK_STARTED,
-                        f"Task {task.name!r} started ({task.agent}).",
-                        position,
-                        {"task": task.name, "agent": task.agent},
-                    )
-                ],
-            )
+            await self._apply_steps(uow, row, run, steps)
+
+    async def task_started(self, run: RunHandle, position: int) -> None:
+        await self.record_progress(run, [Step(StepKind.STARTED, position)])
 
     async def task_output(self, run: RunHandle, position: int, chunk: str) -> None:
-        async with self._uow() as uow:
-            row = await self._running_row(uow, run)
-            await uow.executions.update_task(
-                run.workspace_id, run.id, position, {}, append_output=chunk
-            )
-            await self._record(
-                uow,
-                row,
-                S(row.status),
-                [Event(EventType.TASK_OUTPUT, chunk, position, {"text": chunk})],
-            )
+        await self.record_progress(run, [Step(StepKind.OUTPUT, position, chunk)])
 
     async def task_completed(
         self, run: RunHandle, position: int, output: str, pending_chunk: str = ""
     ) -> None:
-        task = run.config.tasks[position]
-        events = []
-        if pending_chunk:
-            events.append(
-                Event(EventType.TASK_OUTPUT, pending_chunk, position, {"text": pending_chunk})
-            )
-        events.append(
-            Event(
-                EventType.TASK_COMPLETED,
-                f"Task {task.name!r} completed.",
-                position,
-                {"task": task.name, "outputChars": len(output)},
-            )
-        )
-        async with self._uow() as uow:
-            row = await self._running_row(uow, run)
-            await uow.executions.update_task(
-                run.workspace_id,
-                run.id,
-                position,
-                {"status": TaskStatus.COMPLETED, "output": output, "finished_at": utcnow()},
-            )
-            await self._record(uow, row, S(row.status), events)
+        steps = [Step(StepKind.OUTPUT, position, pending_chunk)] if pending_chunk else []
+        steps.append(Step(StepKind.COMPLETED, position, output=output))
+        await self.record_progress(run, steps)
 
     async def task_failed(self, run: RunHandle, position: int, error: str, output: str) -> None:
-        task = run.config.tasks[position]
-        async with self._uow() as uow:
-            row = await self._running_row(uow, run)
-            await uow.executions.update_task(
-                run.workspace_id,
-                run.id,
-                position,
-                {
-                    "status": TaskStatus.FAILED,
-                    "output": output,
-                    "error": error,
-                    "finished_at": utcnow(),
-                },
-            )
-            await self._record(
-                uow,
-                row,
-                S(row.status),
-                [
-                    Event(
-                        EventType.TASK_FAILED,
-                        f"Task {task.name!r} failed: {error}",
-                        position,
-                        {"task": task.name, "error": error},
-                    )
-                ],
-            )
+        await self.record_progress(run, [Step(StepKind.FAILED, position, error, output)])
 
-    async def complete(self, run: RunHandle, result: dict[str, Any]) -> ExecutionStatus:
+    async def complete(
+        self, run: RunHandle, result: dict[str, Any], steps: Sequence[Step] = ()
+    ) -> ExecutionStatus:
         return await self._finish(
             run,
             S.COMPLETED,
             Event(EventType.EXECUTION_COMPLETED, "Execution completed."),
+            steps=steps,
             result=result,
         )
 
-    async def fail(self, run: RunHandle, error: str) -> ExecutionStatus:
+    async def fail(self, run: RunHandle, error: str, steps: Sequence[Step] = ()) -> ExecutionStatus:
         return await self._finish(
             run,
             S.FAILED,
             Event(EventType.EXECUTION_FAILED, f"Execution failed: {error}"),
+            steps=steps,
             error=error,
             task_status=TaskStatus.SKIPPED,
         )
 
-    async def cancelled(self, run: RunHandle, reason: str) -> ExecutionStatus:
+    async def cancelled(
+        self, run: RunHandle, reason: str, steps: Sequence[Step] = ()
+    ) -> ExecutionStatus:
         """Records that the engine stopped; from RUNNING it passes through CANCELLING first."""
         async with self._uow() as uow:
             row = await uow.executions.get_for_update(run.workspace_id, run.id)
             if row is None or S(row.status) in TERMINAL:
                 return S(row.status) if row else S.CANCELLED
+            row = await self._apply_steps(uow, row, run, list(steps))
             if S(row.status) == S.RUNNING:
                 row = await self._record(
                     uow,
@@ -687,6 +650,34 @@ class ExecutionService:
                 error=reason,
             )
         return S.CANCELLED
+
+    async def _apply_steps(
+        self, uow: UnitOfWork, row: Row[Any], run: RunHandle, steps: list[Step]
+    ) -> Row[Any]:
+        progress = await self._write_steps(uow, row, run, steps)
+        if not progress:
+            return row
+        return await self._record(uow, row, S(row.status), progress)
+
+    async def _write_steps(
+        self, uow: UnitOfWork, row: Row[Any], run: RunHandle, steps: list[Step]
+    ) -> list[Event]:
+        """Writes the steps' task states; returns their events (stamped with the current
+        status) for the caller to record in the same transaction."""
+        if not steps:
+            return []
+        writes, events = plan(run.config, steps, utcnow())
+        for position, write in writes.items():
+            if write.values or write.append:
+                await uow.executions.update_task(
+                    run.workspace_id,
+                    run.id,
+                    position,
+                    write.values,
+                    append_output=write.append or None,
+                )
+        current = S(row.status)
+        return [Event(e.type, e.message, e.task_position, e.data, current) for e in events]
 
     async def reap(self, is_dead: Callable[[str | None], bool]) -> int:
         """Marks CRASHED every RUNNING/CANCELLING execution whose runner is gone: its lease
@@ -706,7 +697,9 @@ class ExecutionService:
                 else f"The process that ran this execution ({worker}) stopped before it finished."
             )
             async with self._uow() as uow:
-                row = await uow.executions.get_for_update(candidate.workspace_id, candidate.id)
+                row = await uow.executions.get_for_update(
+                    candidate.workspace_id, candidate.id, skip_locked=True
+                )
                 if row is None or S(row.status) not in (S.RUNNING, S.CANCELLING):
                     continue
                 if row.worker_id != candidate.worker_id:
@@ -738,6 +731,7 @@ class ExecutionService:
         target: ExecutionStatus,
         event: Event,
         *,
+        steps: Sequence[Step] = (),
         task_status: TaskStatus = TaskStatus.SKIPPED,
         **values: Any,
     ) -> ExecutionStatus:
@@ -747,8 +741,10 @@ class ExecutionService:
                 raise ExecutionGone(f"Execution {run.id} no longer exists.")
             if S(row.status) in TERMINAL:
                 raise ExecutionGone(f"Execution {run.id} is already {row.status}.")
-            row = await self._finish_tasks(uow, row, task_status)
-            await self._record(uow, row, target, [event], finished_at=utcnow(), **values)
+            progress = await self._write_steps(uow, row, run, list(steps))
+            if target != S.COMPLETED:  # a completed execution has no open task left
+                row = await self._finish_tasks(uow, row, task_status)
+            await self._record(uow, row, target, [*progress, event], finished_at=utcnow(), **values)
         return target
 
     async def _running_row(self, uow: UnitOfWork, run: RunHandle) -> Row[Any]:
@@ -798,7 +794,7 @@ class ExecutionService:
                 "execution_id": row.id,
                 "seq": last - len(events) + 1 + i,
                 "type": e.type,
-                "status": status,
+                "status": e.status or status,
                 "task_position": e.task_position,
                 "message": e.message,
                 "data": e.data or {},

@@ -105,3 +105,33 @@ async def test_delete_crew_keeps_tasks(client: GraphQLClient) -> None:
     assert (await client.execute(CREW, {"id": made["crew"]}))["crew"] is None
     tasks = await client.execute("{ tasks { nodes { id } } }")
     assert len(tasks["tasks"]["nodes"]) == 3
+
+
+async def test_reads_of_some_fields_do_not_answer_other_fields(client: GraphQLClient) -> None:
+    """The crew read path reads only the selected columns; another field of the same operation
+    that asks for more of the same task and agent still gets every field."""
+    made = await create_three_task_crew(client, "narrow")
+    query = """
+    query($id: ID!, $task: ID!) {
+      crew(id: $id) { id tasks { id name agent { id } } }
+      crews(first: 5) { edges { node { id tasks { createdAt agent { role } } } } }
+      task(id: $task) { id name description expectedOutput createdAt agent { name role createdAt } }
+    }"""
+    data = await client.execute(query, {"id": made["crew"], "task": made["tasks"][0]})
+    assert [t["name"] for t in data["crew"]["tasks"]] == [
+        "narrow research",
+        "narrow outline",
+        "narrow article",
+    ]
+    node = data["crews"]["edges"][0]["node"]
+    assert node["id"] == made["crew"]
+    assert all(t["createdAt"] and t["agent"]["role"] for t in node["tasks"])
+    task = data["task"]
+    assert task["id"] == made["tasks"][0]
+    assert task["name"] == "narrow research"
+    assert task["description"]
+    assert task["expectedOutput"]
+    assert task["createdAt"]
+    assert task["agent"]["name"] == "narrow researcher"
+    assert task["agent"]["role"]
+    assert task["agent"]["createdAt"]

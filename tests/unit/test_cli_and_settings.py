@@ -43,6 +43,20 @@ def test_bad_setting_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_serve_refuses_auth_off_on_a_public_address() -> None:
+    env = {
+        "CREWQL_AUTH_ENABLED": "false",
+        "CREWQL_LOG_TO_FILES": "false",
+        "PATH": "/usr/bin:/bin",
+    }
+    result = run_cli("serve", "--host", "0.0.0.0", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "CREWQL_AUTH_ENABLED" in lines[0]
+    assert "CREWQL_HOST" in lines[0]
+
+
 def test_settings_errors_name_each_setting() -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(database_url="mysql://x", log_level="LOUD")

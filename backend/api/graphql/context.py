@@ -17,6 +17,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from backend.api.graphql.loaders import Loaders
 from backend.config.settings import Settings
+from backend.core.auth import Principal, Unauthenticated
 from backend.services.container import Services
 
 
@@ -26,9 +27,24 @@ class Context:
     response: Response | WebSocket | None
     settings: Settings
     services: Services
-    workspace_id: uuid.UUID
     loaders: Loaders
+    # Who is calling: set before any operation runs (HTTP: by the view; websockets: once the
+    # `connection_init` payload's key is checked). None only before that.
+    principal: Principal | None = None
     connection_params: dict[str, Any] | None = field(default=None)
+
+    @property
+    def workspace_id(self) -> uuid.UUID:
+        """The caller's workspace: every read and write is scoped to it."""
+        if self.principal is None:
+            raise Unauthenticated("no principal")
+        return self.principal.workspace_id
+
+    @property
+    def api_key_id(self) -> uuid.UUID | None:
+        """The caller's key (None with authentication off): executions it launches count
+        against its cap on running executions."""
+        return self.principal.key_id if self.principal is not None else None
 
     def renew_loaders(self) -> None:
         """A websocket keeps one context for all its operations; each gets fresh caches."""

@@ -30,6 +30,7 @@ from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
+from backend.api.graphql.authorization import RoleCheck
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR
 from backend.config.settings import Settings
 from backend.core.errors import DomainError
@@ -113,6 +114,7 @@ def build_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] |
         lambda: ValidationCache(maxsize=CACHE_SIZE),
         MaskUnexpectedErrors,
         FreshLoadersPerOperation,
+        RoleCheck,
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)

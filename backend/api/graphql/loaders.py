@@ -23,7 +23,7 @@ from backend.schemas import (
     TaskResponse,
 )
 from backend.services.container import Services
-from backend.services.crew_service import CrewGraph
+from backend.services.crew_service import CrewGraph, GraphFields
 
 T = TypeVar("T")
 
@@ -46,25 +46,35 @@ def _lists(fetch: Fetch[list[T]], workspace_id: uuid.UUID) -> DataLoader[uuid.UU
     return DataLoader(load_fn=load)
 
 
-# (with_tasks, with_agents, crew_id): the crew read path's key; one statement per shape per batch.
-GraphKey = tuple[bool, bool, uuid.UUID]
+# (with_tasks, with_agents, fields, crew_id): the crew read path's key; one statement per shape
+# per batch.
+GraphKey = tuple[bool, bool, GraphFields, uuid.UUID]
+GraphShape = tuple[bool, bool, GraphFields]
 
 
 def _crew_graphs(services: Services, workspace_id: uuid.UUID) -> DataLoader[GraphKey, CrewGraph]:
     async def load(keys: list[GraphKey]) -> list[CrewGraph]:
-        shapes: dict[tuple[bool, bool], list[uuid.UUID]] = {}
-        for with_tasks, with_agents, crew_id in keys:
-            shapes.setdefault((with_tasks, with_agents), []).append(crew_id)
-        graphs: dict[tuple[bool, bool], CrewGraph] = {}
-        for (with_tasks, with_agents), ids in shapes.items():
-            graphs[with_tasks, with_agents] = await services.crews.crew_graph(
-                workspace_id, crew_ids=ids, with_tasks=with_tasks, with_agents=with_agents
+        shapes: dict[GraphShape, list[uuid.UUID]] = {}
+        for with_tasks, with_agents, fields, crew_id in keys:
+            shapes.setdefault((with_tasks, with_agents, fields), []).append(crew_id)
+        graphs: dict[GraphShape, CrewGraph] = {}
+        for (with_tasks, with_agents, fields), ids in shapes.items():
+            graphs[with_tasks, with_agents, fields] = await services.crews.crew_graph(
+                workspace_id,
+                crew_ids=ids,
+                with_tasks=with_tasks,
+                with_agents=with_agents,
+                fields=fields,
             )
         found: list[CrewGraph] = []
-        for with_tasks, with_agents, crew_id in keys:
-            graph = graphs[with_tasks, with_agents]
+        for with_tasks, with_agents, fields, crew_id in keys:
+            graph = graphs[with_tasks, with_agents, fields]
             crews = [c for c in graph.crews if c.id == crew_id]
-            found.append(CrewGraph(crews=crews, tasks=graph.tasks, agents=graph.agents))
+            found.append(
+                CrewGraph(
+                    crews=crews, tasks=graph.tasks, agents=graph.agents, complete=graph.complete
+                )
+            )
         return found
 
     return DataLoader(load_fn=load)

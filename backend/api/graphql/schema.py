@@ -10,9 +10,11 @@ from loguru import logger
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from backend.api.graphql.authorization import audit_mutations
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR, request_error_code
 from backend.api.graphql.extensions import build_extensions, is_expected
 from backend.api.graphql.resolvers.agents import AgentMutation, AgentQuery
+from backend.api.graphql.resolvers.api_keys import ApiKeyMutation, ApiKeyQuery
 from backend.api.graphql.resolvers.crews import CrewMutation, CrewQuery
 from backend.api.graphql.resolvers.executions import (
     ExecutionMutation,
@@ -22,8 +24,12 @@ from backend.api.graphql.resolvers.executions import (
 from backend.api.graphql.resolvers.tasks import TaskMutation, TaskQuery
 from backend.config.settings import Settings
 
-Query = merge_types("Query", (AgentQuery, TaskQuery, CrewQuery, ExecutionQuery))
-Mutation = merge_types("Mutation", (AgentMutation, TaskMutation, CrewMutation, ExecutionMutation))
+Query = merge_types("Query", (AgentQuery, TaskQuery, CrewQuery, ExecutionQuery, ApiKeyQuery))
+Mutation = merge_types(
+    "Mutation", (AgentMutation, TaskMutation, CrewMutation, ExecutionMutation, ApiKeyMutation)
+)
+# Every mutation logs one audit line (authorization.py); added here so none can be forgotten.
+audit_mutations(Mutation)
 Subscription = merge_types("Subscription", (ExecutionSubscription,))
 
 

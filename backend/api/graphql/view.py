@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 import orjson
@@ -33,23 +34,33 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
 from backend.api.graphiql import graphiql_html
+from backend.api.graphql.authentication import (
+    LegacyWSHandler,
+    RevocationWatcher,
+    TransportWSHandler,
+    authenticate,
+    check_rate,
+)
 from backend.api.graphql.context import Context
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR, request_error_code
 from backend.api.graphql.extensions import is_expected
 from backend.api.graphql.loaders import Loaders
 from backend.config.settings import Settings
-from backend.models import DEFAULT_WORKSPACE_ID
+from backend.core.auth import RateLimited, Unauthenticated
 from backend.services.container import Services
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 STATUS_CODES = {
     400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     406: "NOT_ACCEPTABLE",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
     500: INTERNAL,
 }
 # JSON whose first token opens an object or an array: the only shapes a request body can have.
@@ -119,8 +130,15 @@ def format_request_error(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
+# A websocket's loaders before its key is checked: a workspace that cannot exist. No operation
+# runs before then (Strawberry closes the socket with 4401), and each renews its loaders.
+NO_WORKSPACE = uuid.UUID(int=0)
+
+
 class GraphQLView(GraphQL[Context, None]):
     request_adapter_class = RequestAdapter
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: Any, settings: Settings, services: Services) -> None:
         super().__init__(
@@ -130,6 +148,8 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.settings = settings
         self.services = services
+        # Open websockets per key, closed within about a second when their key is revoked.
+        self.revocations = RevocationWatcher(services)
 
     # ------------------------------------------------------------------ ASGI entry
 
@@ -145,7 +165,8 @@ class GraphQLView(GraphQL[Context, None]):
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise BodyTooLarge
             request = Request(scope, receive=self._limited(receive, limit))
-            response = await self.run(request)
+            refusal = await self.admit(request, media_type)
+            response = refusal or await self.run(request)
         except BodyTooLarge:
             response = self.error_response(
                 413, f"The request body exceeds {limit} bytes.", media_type
@@ -171,16 +192,53 @@ class GraphQLView(GraphQL[Context, None]):
 
         return limited
 
-    def error_response(self, status: int, message: str, media_type: str) -> Response:
+    async def admit(self, request: Request, media_type: str) -> Response | None:
+        """Authenticates the request and takes a token of its key's rate; None when it may
+        run, else the 401 or 429 answer. GraphiQL's page needs no key (its requests do)."""
+        if self.graphql_ide and self.should_render_graphql_ide(request):
+            return None  # the page only; no operation runs on this request
+        try:
+            principal = await authenticate(
+                self.services, self.settings, request.headers.get("authorization"), "http"
+            )
+            check_rate(self.services, principal)
+        except Unauthenticated as error:
+            return self.error_response(
+                401, error.message, media_type, headers={"WWW-Authenticate": "Bearer"}
+            )
+        except RateLimited as error:
+            return self.error_response(
+                429,
+                error.message,
+                media_type,
+                headers={"Retry-After": str(error.retry_after_seconds)},
+                extensions={"retryAfter": error.retry_after_seconds},
+            )
+        request.state.principal = principal
+        return None
+
+    def error_response(
+        self,
+        status: int,
+        message: str,
+        media_type: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> Response:
         body = {
             "errors": [
                 {
                     "message": message,
-                    "extensions": {"code": STATUS_CODES.get(status, "BAD_REQUEST")},
+                    "extensions": {
+                        "code": STATUS_CODES.get(status, "BAD_REQUEST"),
+                        **(extensions or {}),
+                    },
                 }
             ]
         }
-        headers = {"Allow": "GET, POST"} if status == 405 else None
+        if status == 405:
+            headers = {"Allow": "GET, POST", **(headers or {})}
         return Response(
             orjson.dumps(body),
             status_code=status,
@@ -193,13 +251,15 @@ class GraphQLView(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        workspace_id = DEFAULT_WORKSPACE_ID
+        # HTTP: the principal `admit` established. Websockets: none until `connection_init`.
+        principal = getattr(request.state, "principal", None)
+        workspace_id = principal.workspace_id if principal is not None else NO_WORKSPACE
         return Context(
             request=request,
             response=response,
             settings=self.settings,
             services=self.services,
-            workspace_id=workspace_id,
+            principal=principal,
             loaders=Loaders(self.services, workspace_id),
         )
 
@@ -285,6 +345,8 @@ class GraphQLView(GraphQL[Context, None]):
         sub_response: Response = request.state.sub_response
         if sub_response.media_type == GRAPHQL_RESPONSE:
             sub_response.status_code = 400 if all(map(is_expected, errors)) else 500
+            if any((error.extensions or {}).get("code") == "FORBIDDEN" for error in errors):
+                sub_response.status_code = 403
         return {"errors": [format_request_error(error) for error in errors]}
 
     def create_response(

@@ -66,6 +66,7 @@ class CrewQuery:
             created=time_range(flt.created_after, flt.created_before),
             with_tasks=with_tasks,
             with_agents=with_agents,
+            fields=graph.graph_fields,
         )
         return connection(
             await graph.crew_graph(page),

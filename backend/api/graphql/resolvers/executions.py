@@ -134,7 +134,7 @@ class ExecutionMutation:
         ctx = info.context
         try:
             execution = await ctx.services.executions.create_execution(
-                ctx.workspace_id, to_schema(ExecutionCreate, input)
+                ctx.workspace_id, to_schema(ExecutionCreate, input), api_key_id=ctx.api_key_id
             )
         except DomainError as error:
             return error_result(error)  # type: ignore[no-any-return]
@@ -161,7 +161,7 @@ class ExecutionMutation:
         ctx = info.context
         try:
             execution = await ctx.services.executions.retry_execution(
-                ctx.workspace_id, _known_execution_id(id)
+                ctx.workspace_id, _known_execution_id(id), api_key_id=ctx.api_key_id
             )
         except DomainError as error:
             return error_result(error)  # type: ignore[no-any-return]

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import strawberry
 
+from backend.core.auth import Role
 from backend.schemas import CrewProcess, EventType, ExecutionStatus, TaskStatus
 
 strawberry.enum(CrewProcess, description="How a crew runs its tasks.")
 strawberry.enum(ExecutionStatus, description="Where an execution is in its lifecycle.")
 strawberry.enum(EventType, description="What an execution event records.")
 strawberry.enum(TaskStatus, description="Where one task of an execution is.")
+strawberry.enum(
+    Role,
+    name="ApiKeyRole",
+    description="What a key may do: VIEWER reads and subscribes, EDITOR also changes crews, "
+    "agents, tasks and executions, ADMIN also manages the workspace's keys.",
+)
 
-__all__ = ["CrewProcess", "EventType", "ExecutionStatus", "TaskStatus"]
+__all__ = ["CrewProcess", "EventType", "ExecutionStatus", "Role", "TaskStatus"]

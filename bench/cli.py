@@ -1,0 +1,107 @@
+"""`python -m bench [crews|fanout|throughput|all …]`: choose the suites, run them in order.
+
+- crews: our server against a bare Strawberry app on two read queries (bench/run.py);
+- fanout: 1,000 websocket subscribers to one execution, commit-to-receipt latency (bench/fanout.py);
+- throughput: 1,000 executions through the embedded runner, executions a second
+  (bench/throughput.py).
+
+Each suite starts its own servers and cleans up after itself, on failure and Ctrl-C too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench import fanout, pg, run, throughput
+from bench.session import run_guarded, say
+
+SUITES = ("crews", "fanout", "throughput")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="crewql benchmarks (see docs/performance.md).",
+    )
+    parser.add_argument(
+        "suites",
+        nargs="*",
+        metavar="suite",
+        help="crews, fanout, throughput or all (the default); several run in the order given",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", pg.DEFAULT_SERVER_URL),
+        help="a PostgreSQL server to create temporary databases on (BENCH_POSTGRES_URL)",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="fanout/throughput: sample the server with py-spy during each measured phase",
+    )
+    parser.add_argument(
+        "--py-spy-native", action="store_true", help="with --py-spy: include C frames (slower)"
+    )
+    run.add_arguments(parser)
+    fanout.add_arguments(parser)
+    throughput.add_arguments(parser)
+    args = parser.parse_args(argv)
+    chosen: list[str] = []
+    for name in args.suites or ["all"]:
+        if name not in (*SUITES, "all"):
+            parser.error(f"unknown suite {name!r}: choose from {', '.join(SUITES)} or all")
+        for suite in SUITES if name == "all" else (name,):
+            if suite not in chosen:
+                chosen.append(suite)
+    args.suites = chosen
+    if "crews" in chosen:
+        run.check_arguments(parser, args)
+    if "fanout" in chosen and (args.subscribers < 1 or args.load_processes < 1):
+        parser.error("--subscribers and --load-processes must be at least 1")
+    if "throughput" in chosen:
+        throughput.check_arguments(parser, args)
+    return args
+
+
+def _fanout(args: argparse.Namespace) -> int:
+    code, results = run_guarded("fanout", args, fanout.run)
+    if code or results is None:
+        return code or 1
+    return 1 if args.strict and not all(r.passed for r in results) else 0
+
+
+def _throughput(args: argparse.Namespace) -> int:
+    code, results = run_guarded("throughput", args, throughput.run)
+    if code or results is None:
+        return code or 1
+    passed = all(
+        any(r.passed for r in results if r.database == database)
+        for database in {r.database for r in results}
+    )
+    return 1 if args.strict and not passed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    worst = 0
+    for index, name in enumerate(args.suites):
+        if index:
+            say("")
+        say(f"=== {name}")
+        if name == "crews":
+            code = run.suite(args)
+        elif name == "fanout":
+            code = _fanout(args)
+        else:
+            code = _throughput(args)
+        if code == 130:
+            return 130  # interrupted: the remaining suites do not run
+        worst = max(worst, code)
+    return worst
