@@ -7,6 +7,7 @@ both ways and a deployment is described by its environment alone.
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -116,6 +117,17 @@ class Settings(BaseSettings):
     @property
     def allowed_origin_list(self) -> list[str]:
         return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: str) -> str:
+        for origin in (o.strip() for o in value.split(",") if o.strip()):
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin like https://app.example or "
+                    "http://localhost:5173 (comma-separate several, or use *)"
+                )
+        return value
 
     @model_validator(mode="after")
     def _scaled_needs_postgres(self) -> Settings:

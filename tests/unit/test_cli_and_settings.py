@@ -77,3 +77,10 @@ def test_export_schema_to_file(tmp_path: Path) -> None:
     target = tmp_path / "schema.graphql"
     assert main(["export-schema", "--output", str(target)]) == 0
     assert "type Query" in target.read_text(encoding="utf-8")
+
+
+def test_allowed_origins_are_checked_as_origins() -> None:
+    with pytest.raises(SettingsError, match="CREWQL_ALLOWED_ORIGINS"):
+        load_settings(allowed_origins="localhost:5173")
+    settings = load_settings(allowed_origins="http://localhost:5173, https://app.example")
+    assert settings.allowed_origin_list == ["http://localhost:5173", "https://app.example"]
