@@ -3,7 +3,9 @@
 - crews: our server against a bare Strawberry app on two read queries (bench/run.py);
 - fanout: 1,000 websocket subscribers to one execution, commit-to-receipt latency (bench/fanout.py);
 - throughput: 1,000 executions through the embedded runner, executions a second
-  (bench/throughput.py).
+  (bench/throughput.py);
+- scaled: PostgreSQL only: 1, 2, 4 `crewql worker` processes behind an API replica, and fan-out
+  over two replicas (bench/scaled.py; skipped, saying so, without PostgreSQL).
 
 Each suite starts its own servers and cleans up after itself, on failure and Ctrl-C too.
 """
@@ -15,10 +17,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import fanout, pg, run, throughput
+from bench import fanout, pg, run, scaled, throughput
 from bench.session import run_guarded, say
 
-SUITES = ("crews", "fanout", "throughput")
+SUITES = ("crews", "fanout", "throughput", "scaled")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -30,7 +32,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "suites",
         nargs="*",
         metavar="suite",
-        help="crews, fanout, throughput or all (the default); several run in the order given",
+        help="crews, fanout, throughput, scaled or all (the default); several run in order",
     )
     parser.add_argument(
         "--postgres-url",
@@ -52,6 +54,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     run.add_arguments(parser)
     fanout.add_arguments(parser)
     throughput.add_arguments(parser)
+    scaled.add_arguments(parser)
     args = parser.parse_args(argv)
     chosen: list[str] = []
     for name in args.suites or ["all"]:
@@ -65,27 +68,41 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         run.check_arguments(parser, args)
     if "fanout" in chosen and (args.subscribers < 1 or args.load_processes < 1):
         parser.error("--subscribers and --load-processes must be at least 1")
-    if "throughput" in chosen:
+    if "throughput" in chosen or "scaled" in chosen:
         throughput.check_arguments(parser, args)
+    if "scaled" in chosen:
+        scaled.check_arguments(parser, args)
     return args
 
 
 def _fanout(args: argparse.Namespace) -> int:
-    code, results = run_guarded("fanout", args, fanout.run)
-    if code or results is None:
+    code, report = run_guarded("fanout", args, fanout.run)
+    if code or report is None:
         return code or 1
-    return 1 if args.strict and not all(r.passed for r in results) else 0
+    results, failures = report
+    passed = not failures and all(r.passed for r in results)
+    return 1 if args.strict and not passed else 0
 
 
 def _throughput(args: argparse.Namespace) -> int:
-    code, results = run_guarded("throughput", args, throughput.run)
-    if code or results is None:
+    """Passed: on each database, the best runner concurrency reaches the target."""
+    code, report = run_guarded("throughput", args, throughput.run)
+    if code or report is None:
         return code or 1
-    passed = all(
+    results, failures = report
+    passed = not failures and all(
         any(r.passed for r in results if r.database == database)
         for database in {r.database for r in results}
     )
     return 1 if args.strict and not passed else 0
+
+
+def _scaled(args: argparse.Namespace) -> int:
+    """Passed: 2 workers >= 1.6 x one, every run complete, fan-out gapless within target."""
+    code, report = run_guarded("scaled", args, scaled.run)
+    if code or report is None:
+        return code or 1
+    return 1 if args.strict and report.skipped is None and not report.passed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,8 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = run.suite(args)
         elif name == "fanout":
             code = _fanout(args)
-        else:
+        elif name == "throughput":
             code = _throughput(args)
+        else:
+            code = _scaled(args)
         if code == 130:
             return 130  # interrupted: the remaining suites do not run
         worst = max(worst, code)

@@ -29,7 +29,13 @@ import httpx
 
 from bench import executions as ex
 from bench.procs import Server
-from bench.procstat import CpuMeter, connections_on_port, machine_busy, peak_rss_mb
+from bench.procstat import (
+    CpuMeter,
+    MachineMeter,
+    connections_on_port,
+    machine_busy,
+    peak_rss_mb,
+)
 from bench.profile import Profiler
 from bench.report import machine, now, write_json
 from bench.seed import BenchError
@@ -55,6 +61,7 @@ class FanoutResult:
     p999_ms: float
     max_ms: float
     worst_per_event_median_ms: float  # per event, the last subscriber's latency; its median
+    slowest_events: list[dict[str, Any]]  # the events with the highest median latency
     run_s: float  # EXECUTION_STARTED .. EXECUTION_COMPLETED, server clock
     deliveries_per_s: float
     connect_s: float
@@ -66,6 +73,7 @@ class FanoutResult:
     server_connections_after: int
     server_peak_rss_mb: float | None
     machine_busy: float | None  # share of all cores busy just before the release (others' work)
+    others_cores: float | None  # CPU other processes used during the live phase, in cores
     load_processes: int
     deflate: bool
     problems: list[str]
@@ -142,6 +150,13 @@ class Fanout:
             },
         )
         server = self.session.start(f"crewql-{database}-fanout", "crewql", env)
+        try:
+            return self._measure(database, server)
+        finally:
+            server.stop()  # the next run gets the machine to itself
+
+    def _measure(self, database: str, server: Server) -> FanoutResult:
+        args = self.args
         assert server.pid is not None
         with httpx.Client(timeout=30.0) as client:
             url = server.url
@@ -172,6 +187,8 @@ class Fanout:
             load_cpu = [CpuMeter(load.proc.pid) for load in loads if load.proc is not None]
             started = time.monotonic()
             server_cpu.start(started)
+            machine_meter = MachineMeter()
+            machine_meter.start(started)
             for meter in load_cpu:
                 meter.start(started)
             ex.cancel(client, url, blocker["id"])
@@ -179,6 +196,7 @@ class Fanout:
                 load.expect("ENDED", args.live_timeout + 15.0)
             ended = time.monotonic()
             server_cpu.stop(ended)
+            machine_meter.stop(ended)
             for meter in load_cpu:
                 meter.stop(ended)
             profiler.stop()
@@ -187,7 +205,8 @@ class Fanout:
             final = ex.execution(client, url, watched["id"])
         sockets_after = _connections_back_to(server.port, sockets_before)
         rss = peak_rss_mb(server.pid)
-        server.stop()
+        ours = (server_cpu.cpu_s or 0.0) + sum(m.cpu_s or 0.0 for m in load_cpu)
+        others = machine_meter.others(ours)
         return self._result(
             database,
             loads,
@@ -198,6 +217,7 @@ class Fanout:
             (sockets_before, sockets_subscribed, sockets_after),
             rss,
             busy,
+            others,
         )
 
     def _start_loads(self, server: Server, execution_id: str) -> list[Child]:
@@ -234,6 +254,7 @@ class Fanout:
         sockets: tuple[int, int, int],
         rss: float | None,
         busy: float | None,
+        others: float | None,
     ) -> FanoutResult:
         args = self.args
         problems: list[str] = []
@@ -242,13 +263,18 @@ class Fanout:
             problems.append(f"the watched execution ended {final['status']}: {final['error']}")
         latencies: list[float] = []
         worst: dict[int, float] = {}
+        by_seq: dict[int, list[float]] = {}
+        types: list[str] = []
         verified = 0
         subscribers = 0
         for i, load in enumerate(loads):
             out = self.session.workdir / f"{load.label}.json"
             summary = json.loads(out.read_text(encoding="utf-8"))
+            types = types or summary["types"]
             if summary["timed_out"]:
                 problems.append(f"load {i}: not every subscription completed in time")
+            if args.deflate and summary["deflate_negotiated"] != len(summary["per_subscriber"]):
+                problems.append(f"load {i}: permessage-deflate not negotiated on every socket")
             if summary["not_closed"]:
                 problems.append(f"load {i}: {summary['not_closed']} sockets not closed in time")
             for s in summary["per_subscriber"]:
@@ -270,10 +296,21 @@ class Fanout:
             for seq, latency in zip(seqs, lats, strict=True):
                 if seq >= 2:  # seq 1 (EXECUTION_QUEUED) was history, not live
                     latencies.append(latency)
+                    by_seq.setdefault(seq, []).append(latency)
                     if latency > worst.get(seq, -1.0):
                         worst[seq] = latency
         latencies.sort()
         ms = [v * 1000 for v in latencies]
+        medians = {seq: sorted(values)[len(values) // 2] * 1000 for seq, values in by_seq.items()}
+        slowest = [
+            {
+                "seq": seq,
+                "type": types[seq - 1] if seq <= len(types) else None,
+                "median_ms": round(medians[seq], 1),
+                "max_ms": round(worst[seq] * 1000, 1),
+            }
+            for seq in sorted(medians, key=lambda q: -medians[q])[:5]
+        ]
         worst_sorted = sorted(v * 1000 for v in worst.values())
         started_at = ex.timestamp(final["startedAt"])
         finished_at = ex.timestamp(final["finishedAt"])
@@ -297,6 +334,7 @@ class Fanout:
             p999_ms=ex.percentile(ms, 99.9),
             max_ms=ms[-1] if ms else 0.0,
             worst_per_event_median_ms=ex.percentile(worst_sorted, 50),
+            slowest_events=slowest,
             run_s=run_s,
             deliveries_per_s=len(latencies) / run_s if run_s else 0.0,
             connect_s=connect_s,
@@ -308,6 +346,7 @@ class Fanout:
             server_connections_after=after,
             server_peak_rss_mb=rss,
             machine_busy=busy,
+            others_cores=others,
             load_processes=len(loads),
             deflate=bool(args.deflate),
             problems=problems,
@@ -335,6 +374,7 @@ def table(results: list[FanoutResult]) -> str:
         "loop CPU",
         "load CPU",
         "busy before",
+        "others",
     )
     lines = [
         (
@@ -353,6 +393,7 @@ def table(results: list[FanoutResult]) -> str:
             _pct(r.loop_cpu),
             _pct(r.load_cpu),
             _pct(r.machine_busy),
+            "-" if r.others_cores is None else f"{r.others_cores:.2f}",
         )
         for r in results
     ]
@@ -386,20 +427,31 @@ def verdicts(results: list[FanoutResult]) -> str:
             f"({r.live_events / r.run_s if r.run_s else 0:.1f} events/s); "
             f"per-event worst subscriber, median {r.worst_per_event_median_ms:.0f} ms"
         )
+        slowest = ", ".join(
+            f"#{e['seq']} {e['type']} {e['median_ms']:.0f}/{e['max_ms']:.0f}"
+            for e in r.slowest_events[:3]
+        )
+        lines.append(f"      {r.database}: slowest events (median/max ms): {slowest}")
         for problem in r.problems:
             lines.append(f"      problem: {problem[:300]}")
     return "\n".join(lines)
 
 
-def run(session: Session) -> list[FanoutResult]:
+def run(session: Session) -> tuple[list[FanoutResult], dict[str, str]]:
+    """A result per database that ran to the end, and the error of each one that did not."""
     args = session.args
     started_at = now()
     started = time.monotonic()
     fanout = Fanout(session)
     results = []
+    failures: dict[str, str] = {}
     for database in session.databases():
         say(f"fanout on {database}: {args.subscribers} subscribers, llm {args.fanout_llm!r}")
-        results.append(fanout.run_one(database))
+        try:
+            results.append(fanout.run_one(database))
+        except (BenchError, RuntimeError, OSError) as exc:  # the other database still runs
+            failures[database] = f"{type(exc).__name__}: {exc}"
+            say(f"  fanout on {database} failed: {failures[database]}")
     say("")
     say(
         f"fan-out: {args.subscribers} graphql-transport-ws subscribers to one execution "
@@ -409,6 +461,8 @@ def run(session: Session) -> list[FanoutResult]:
     say(table(results))
     say("")
     say(verdicts(results))
+    for database, error in failures.items():
+        say(f"FAIL  fan-out                        {database:<9} did not complete: {error[:300]}")
     for note in session.notes:
         say(f"note: {note}")
     path = write_json(
@@ -427,13 +481,14 @@ def run(session: Session) -> list[FanoutResult]:
                 "deflate": bool(args.deflate),
             },
             "results": [r.as_dict() for r in results],
+            "failures": failures,
             "notes": session.notes,
         },
         started_at,
         prefix="fanout",
     )
     say(f"results: {_shown(path)}")
-    return results
+    return results, failures
 
 
 def _shown(path: Path) -> Path:

@@ -137,3 +137,43 @@ def machine_busy(seconds: float = 1.0) -> float | None:
         return None
     total, idle = after[0] - before[0], after[1] - before[1]
     return 1.0 - idle / total
+
+
+class MachineMeter:
+    """Core-seconds the whole machine was busy between `start()` and `stop()`, and what was left
+    after subtracting the processes of the bench (`ours`, CPU seconds): others' work, which
+    disturbs a measurement on a shared machine."""
+
+    def __init__(self) -> None:
+        self._before: tuple[int, int] | None = None
+        self._own0 = 0.0
+        self._t0 = 0.0
+        self.busy_core_s: float | None = None
+        self.wall_s = 0.0
+        self.own_cpu_s = 0.0  # this (the bench's) process
+
+    def start(self, now: float) -> None:
+        self._before = _cpu_times()
+        self._own0 = _own_cpu()
+        self._t0 = now
+
+    def stop(self, now: float) -> None:
+        after = _cpu_times()
+        self.wall_s = now - self._t0
+        self.own_cpu_s = _own_cpu() - self._own0
+        if self._before is None or after is None or after[0] == self._before[0]:
+            return
+        total, idle = after[0] - self._before[0], after[1] - self._before[1]
+        cores = os.cpu_count() or 1
+        self.busy_core_s = (1.0 - idle / total) * cores * self.wall_s
+
+    def others(self, ours: float) -> float | None:
+        """Cores' worth of CPU that other processes used, on average (0.5 = half a core)."""
+        if self.busy_core_s is None or self.wall_s <= 0:
+            return None
+        return max(0.0, self.busy_core_s - ours - self.own_cpu_s) / self.wall_s
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system

@@ -9,6 +9,8 @@ is QUEUED or RUNNING, then reads every execution back and checks that all are CO
 
 Rate = completed / (last `finishedAt` - first `createdAt`), both stamped by the server: the window
 includes creating them, which competes with the runner for the same process, as it would in use.
+Each run has a deadline (`--run-timeout`, and a share of `--throughput-budget`); a run cut short
+reports what completed, and fails.
 """
 
 from __future__ import annotations
@@ -23,16 +25,15 @@ from typing import Any
 import httpx
 
 from bench import executions as ex
-from bench.procstat import CpuMeter, machine_busy
+from bench.procstat import CpuMeter, MachineMeter, machine_busy
 from bench.profile import Profiler
 from bench.report import machine, now, write_json
-from bench.seed import RESULT, graphql
+from bench.seed import RESULT, BenchError, graphql
 from bench.session import Session, crewql_env, say
 
 TARGET_PER_S = 100.0
 SETUP_S = 6.0  # about: start a server, migrate, create the crew; stop it
 MIN_RUN_S = 10.0
-UNFINISHED = ("QUEUED", "RUNNING", "CANCELLING")
 PENDING_QUERY = (
     "query Pending { executions(first: 1, filter: {statuses: [QUEUED, RUNNING, CANCELLING]}) "
     "{ edges { node { id } } } }"
@@ -70,6 +71,7 @@ class ThroughputResult:
     loop_cpu: float | None  # the same, of the event-loop thread alone
     cpu_ms_per_execution: float | None  # server CPU (all threads) / completed
     machine_busy: float | None  # share of all cores busy just before the run (others' work)
+    others_cores: float | None  # CPU other processes used during the run, in cores
     problems: list[str]
 
     @property
@@ -180,6 +182,7 @@ async def _drive(
     seconds: float,
     meter: CpuMeter,
     profiler: Profiler,
+    machine_meter: MachineMeter | None = None,
 ) -> Drive:
     limits = httpx.Limits(max_connections=args.create_requests + 2)
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
@@ -188,6 +191,8 @@ async def _drive(
         started = time.monotonic()
         deadline = started + seconds
         meter.start(started)
+        if machine_meter is not None:
+            machine_meter.start(started)
         create_s: float | None = None
         finished = False
         try:
@@ -196,7 +201,10 @@ async def _drive(
             finished = await _wait_finished(client, url, deadline)
         except TimeoutError:
             pass
-        meter.stop(time.monotonic())
+        stopped = time.monotonic()
+        meter.stop(stopped)
+        if machine_meter is not None:
+            machine_meter.stop(stopped)
         profiler.stop()
         executions = await _read_all(client, url)
     return Drive(len(created), create_s, finished, executions)
@@ -219,16 +227,22 @@ class Throughput:
             {"CREWQL_RUNNER_CONCURRENCY": str(concurrency), "CREWQL_SHUTDOWN_GRACE_SECONDS": "1"},
         )
         server = self.session.start(f"crewql-{database}-c{concurrency}", "crewql", env)
-        assert server.pid is not None
-        with httpx.Client(timeout=30.0) as client:
-            crew_id = ex.create_crew(client, server.url, "throughput", args.throughput_llm, 3)
-        busy = machine_busy()
-        meter = CpuMeter(server.pid)
-        profiler = Profiler(args.py_spy, server.label, args.py_spy_native)
-        self.session.cleanup.callback(profiler.close)
-        drive = asyncio.run(_drive(args, server.url, crew_id, timeout, meter, profiler))
-        server.stop()  # the next run gets the machine to itself
-        return self._result(database, concurrency, timeout, drive, meter, busy)
+        try:
+            assert server.pid is not None
+            with httpx.Client(timeout=30.0) as client:
+                crew_id = ex.create_crew(client, server.url, "throughput", args.throughput_llm, 3)
+            busy = machine_busy()
+            meter = CpuMeter(server.pid)
+            profiler = Profiler(args.py_spy, server.label, args.py_spy_native)
+            self.session.cleanup.callback(profiler.close)
+            machine_meter = MachineMeter()
+            drive = asyncio.run(
+                _drive(args, server.url, crew_id, timeout, meter, profiler, machine_meter)
+            )
+        finally:
+            server.stop()  # the next run gets the machine to itself
+        others = machine_meter.others(meter.cpu_s or 0.0)
+        return self._result(database, concurrency, timeout, drive, meter, busy, others)
 
     def _result(
         self,
@@ -238,6 +252,7 @@ class Throughput:
         drive: Drive,
         meter: CpuMeter,
         busy: float | None,
+        others: float | None,
     ) -> ThroughputResult:
         args = self.args
         problems: list[str] = []
@@ -262,7 +277,9 @@ class Throughput:
         first = min((t for t in created if t is not None), default=0.0)
         last = max((t for t in finished if t is not None), default=0.0)
         window = last - first if last > first else 0.0
-        waits = [s - c for c, s in zip(created, started, strict=True) if c and s]
+        # Both stamped by the server, but `startedAt` when the claim began: an execution created
+        # while a claim was under way may show a start a moment before its creation.
+        waits = [max(0.0, s - c) for c, s in zip(created, started, strict=True) if c and s]
         runs = [f - s for s, f in zip(started, finished, strict=True) if s and f]
         return ThroughputResult(
             database=database,
@@ -283,6 +300,7 @@ class Throughput:
                 meter.cpu_s / completed * 1000 if meter.cpu_s is not None and completed else None
             ),
             machine_busy=busy,
+            others_cores=others,
             problems=problems,
         )
 
@@ -302,6 +320,7 @@ def table(results: list[ThroughputResult]) -> str:
         "loop CPU",
         "CPU ms/exec",
         "busy before",
+        "others",
     )
     lines = [
         (
@@ -318,6 +337,7 @@ def table(results: list[ThroughputResult]) -> str:
             "-" if r.loop_cpu is None else f"{r.loop_cpu * 100:.0f}%",
             "-" if r.cpu_ms_per_execution is None else f"{r.cpu_ms_per_execution:.1f}",
             "-" if r.machine_busy is None else f"{r.machine_busy * 100:.0f}%",
+            "-" if r.others_cores is None else f"{r.others_cores:.2f}",
         )
         for r in results
     ]
@@ -348,7 +368,8 @@ def verdicts(results: list[ThroughputResult]) -> str:
     return "\n".join(lines)
 
 
-def run(session: Session) -> list[ThroughputResult]:
+def run(session: Session) -> tuple[list[ThroughputResult], dict[str, str]]:
+    """A result per run that ran to the end, and the error of each one that did not."""
     args = session.args
     values = concurrency_values(args.concurrency)
     started_at = now()
@@ -356,6 +377,7 @@ def run(session: Session) -> list[ThroughputResult]:
     throughput = Throughput(session)
     results = []
     runs = [(database, concurrency) for database in session.databases() for concurrency in values]
+    failures: dict[str, str] = {}
     budget_ends = started + args.throughput_budget
     for index, (database, concurrency) in enumerate(runs):
         # Each run: its share of the time left, less about 6 s to start and stop a server.
@@ -365,7 +387,12 @@ def run(session: Session) -> list[ThroughputResult]:
             f"throughput on {database}: {args.executions} executions, "
             f"runner concurrency {concurrency} (at most {timeout:.0f} s)"
         )
-        result = throughput.run_one(database, concurrency, timeout)
+        try:
+            result = throughput.run_one(database, concurrency, timeout)
+        except (BenchError, RuntimeError, OSError) as exc:  # the other runs still happen
+            failures[f"{database}/{concurrency}"] = f"{type(exc).__name__}: {exc}"
+            say(f"  failed: {failures[f'{database}/{concurrency}']}")
+            continue
         say(
             f"  {result.completed:,} completed in {result.window_s:.2f} s: "
             f"{result.per_s:,.1f}/s"
@@ -381,6 +408,8 @@ def run(session: Session) -> list[ThroughputResult]:
     say(table(results))
     say("")
     say(verdicts(results))
+    for run_name, error in failures.items():
+        say(f"FAIL  runner throughput              {run_name:<9} did not complete: {error[:300]}")
     for note in session.notes:
         say(f"note: {note}")
     path = write_json(
@@ -400,6 +429,7 @@ def run(session: Session) -> list[ThroughputResult]:
                 "budget_s": args.throughput_budget,
             },
             "results": [r.as_dict() for r in results],
+            "failures": failures,
             "notes": session.notes,
         },
         started_at,
@@ -407,7 +437,7 @@ def run(session: Session) -> list[ThroughputResult]:
     )
     shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
     say(f"results: {shown}")
-    return results
+    return results, failures
 
 
 def check_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

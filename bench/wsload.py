@@ -7,8 +7,8 @@ registered its live subscription), prints `READY n` on stdout. The parent then l
 run; every subscriber records each event's seq and its latency (the time its bytes were read
 minus the event's `createdAt`, which the server stamps just before the commit: same machine, same
 wall clock). When every subscription has completed (or `--timeout` passed), the sockets are
-closed with a close handshake, the figures go to FILE (JSON) and FILE.lat (binary), and the
-process prints `DONE`.
+closed with a close handshake, the figures go to FILE (JSON) and, binary, to FILE with the
+suffix `.lat`; the process prints `ENDED` when the live phase is over and `DONE` at the end.
 
 The websocket client is a small asyncio Protocol rather than the `websockets` library: at 20,000
 messages a second on a 2-core machine that the server shares, the load generator's own cost is
@@ -445,6 +445,9 @@ class Load:
             "not_closed": not_closed,
             "timed_out": timed_out,
             "samples": len(seqs),
+            "deflate_negotiated": sum(s.inflater is not None for s in self.subscribers),
+            # What each seq is (as the first subscriber saw it), to name the slow events.
+            "types": self.subscribers[0].stats.types if self.subscribers else [],
             "per_subscriber": per_subscriber,
         }
 

@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -24,8 +26,10 @@ from sqlalchemy.engine import make_url
 from backend.core.unit_of_work import UnitOfWork
 from backend.events.bus import BusEvent
 from backend.events.fanout import LocalFanout
-from backend.schemas import EventType, ExecutionStatus
+from backend.schemas import EventType, ExecutionEventResponse, ExecutionStatus
 from backend.utils.time import utcnow
+
+EventLoader = Callable[[uuid.UUID, uuid.UUID, int, int], Awaitable[list[ExecutionEventResponse]]]
 
 CHANNEL = "crewql_events"
 # How the listening connection shows in pg_stat_activity (operators, and tests that cut it).
@@ -84,6 +88,9 @@ class PostgresEventBus(LocalFanout):
         self._connection: asyncpg.Connection | None = None
         self._listening = asyncio.Event()
         self._lost_at = utcnow()
+        self._loader: EventLoader | None = None
+        self._notices: asyncio.Queue[list[BusEvent]] = asyncio.Queue()
+        self._hydrator: asyncio.Task[None] | None = None
         self._heard_at = utcnow()  # when the listening connection last proved alive
         self.reconnects = 0
 
@@ -100,6 +107,9 @@ class PostgresEventBus(LocalFanout):
             logger.error("event bus: not listening yet; retrying in the background")
 
     async def stop(self) -> None:
+        if self._hydrator is not None:
+            self._hydrator.cancel()
+            await asyncio.gather(self._hydrator, return_exceptions=True)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -159,10 +169,50 @@ class PostgresEventBus(LocalFanout):
             except Exception:
                 return
 
+    def attach_loader(self, loader: EventLoader) -> None:
+        """How to read events from the table: with it, each notice is read once per process and
+        handed to every local subscriber, instead of once per subscriber."""
+        self._loader = loader
+
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         try:
             events = decode(payload)
         except (ValueError, KeyError, TypeError):
             logger.error("event bus: ignoring a malformed notification: {!r}", payload[:200])
             return
-        self.deliver(events)
+        if self._loader is None or not self._wants_content(events):
+            self.deliver(events)
+            return
+        self._notices.put_nowait(events)
+        if self._hydrator is None or self._hydrator.done():
+            self._hydrator = asyncio.create_task(self._hydrate(), name="event-bus-hydrator")
+
+    def _wants_content(self, events: list[BusEvent]) -> bool:
+        """Somebody here will read these events: a subscriber to the execution, or a feed."""
+        return bool(self._by_execution.get(events[0].execution_id)) or bool(
+            len(self._updates) - len(self._internal)
+        )
+
+    async def _hydrate(self) -> None:
+        """Reads the notified events, one statement per execution per batch, in arrival order;
+        on any failure the notices go out bare and subscribers read the table themselves."""
+        assert self._loader is not None
+        while not self._notices.empty():
+            batch: list[BusEvent] = []
+            while not self._notices.empty():
+                batch.extend(self._notices.get_nowait())
+            by_execution: dict[uuid.UUID, list[BusEvent]] = {}
+            for item in batch:
+                by_execution.setdefault(item.execution_id, []).append(item)
+            for execution_id, items in by_execution.items():
+                first, last = min(i.seq for i in items), max(i.seq for i in items)
+                try:
+                    stored = await self._loader(
+                        items[0].workspace_id, execution_id, first - 1, last
+                    )
+                except Exception as exc:
+                    logger.warning("event bus: reading notified events failed ({})", exc)
+                    self.deliver(items)
+                    continue
+                content = {event.seq: event for event in stored}
+                self.deliver([replace(item, event=content.get(item.seq)) for item in items])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +15,7 @@ from backend.db.engine import create_sessionmaker
 from backend.events.bus import EventBus
 from backend.events.factory import build_bus
 from backend.runner.providers.registry import KNOWN_PROVIDERS
+from backend.schemas import ExecutionEventResponse
 from backend.services.auth_service import AuthService
 from backend.services.crew_service import CrewService
 from backend.services.execution_service import ExecutionService
@@ -72,6 +74,17 @@ class Services:
             lease_seconds=settings.lease_seconds,
             max_running_per_key=settings.max_running_executions_per_key,
         )
+        attach = getattr(bus, "attach_loader", None)
+        if attach is not None:  # the PostgreSQL bus reads each notified event once per process
+
+            async def load_events(
+                workspace_id: uuid.UUID, execution_id: uuid.UUID, after: int, until: int
+            ) -> list[ExecutionEventResponse]:
+                return await executions.events(
+                    workspace_id, execution_id, after=after, until=until, limit=until - after
+                )
+
+            attach(load_events)
         auth = AuthService(write_uow, read_uow, cache_seconds=settings.auth_cache_seconds)
         return cls(
             crews=crews,
