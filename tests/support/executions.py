@@ -40,7 +40,7 @@ query($id: ID!) {
   execution(id: $id) {
     id name status error result crewId inputs parentId startedAt finishedAt
     tasks { position name agentName status output error }
-    events(first: 1000) { seq type status taskPosition message data }
+    events(first: 1000) { seq type status taskPosition message data createdAt }
     parent { id }
     retries { id }
   }
