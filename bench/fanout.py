@@ -39,7 +39,7 @@ from bench.procstat import (
 from bench.profile import Profiler
 from bench.report import machine, now, write_json
 from bench.seed import BenchError
-from bench.session import Child, Session, crewql_env, say
+from bench.session import Child, Session, crewql_env, postgres_name, say
 from bench.wsload import read_latencies
 
 TARGET_P99_MS = 250.0
@@ -142,8 +142,9 @@ class Fanout:
 
     def run_one(self, database: str) -> FanoutResult:
         args = self.args
+        database_url = self.session.database_url(database)
         env = crewql_env(
-            self.session.database_url(database),
+            database_url,
             {
                 "CREWQL_OUTPUT_FLUSH_INTERVAL_SECONDS": f"{args.flush_interval:g}",
                 "CREWQL_RUNNER_CONCURRENCY": "1",
@@ -151,11 +152,11 @@ class Fanout:
         )
         server = self.session.start(f"crewql-{database}-fanout", "crewql", env)
         try:
-            return self._measure(database, server)
+            return self._measure(database, server, postgres_name(database_url))
         finally:
             server.stop()  # the next run gets the machine to itself
 
-    def _measure(self, database: str, server: Server) -> FanoutResult:
+    def _measure(self, database: str, server: Server, pg_name: str | None) -> FanoutResult:
         args = self.args
         assert server.pid is not None
         with httpx.Client(timeout=30.0) as client:
@@ -187,7 +188,7 @@ class Fanout:
             load_cpu = [CpuMeter(load.proc.pid) for load in loads if load.proc is not None]
             started = time.monotonic()
             server_cpu.start(started)
-            machine_meter = MachineMeter()
+            machine_meter = MachineMeter(pg_name)
             machine_meter.start(started)
             for meter in load_cpu:
                 meter.start(started)

@@ -140,38 +140,73 @@ def machine_busy(seconds: float = 1.0) -> float | None:
 
 
 class MachineMeter:
-    """Core-seconds the whole machine was busy between `start()` and `stop()`, and what was left
-    after subtracting the processes of the bench (`ours`, CPU seconds): others' work, which
-    disturbs a measurement on a shared machine."""
+    """CPU the whole machine's processes used between `start()` and `stop()` (user + system time
+    from /proc/stat: interrupt handling, such as loopback traffic, is left out), and what is left
+    after subtracting the bench's own processes: others' work, which disturbs a measurement on a
+    shared machine. `database` names a PostgreSQL database whose server processes count as ours.
+    """
 
-    def __init__(self) -> None:
-        self._before: tuple[int, int] | None = None
+    def __init__(self, database: str | None = None) -> None:
+        self.database = database
+        self._before: float | None = None
         self._own0 = 0.0
+        self._db0: dict[int, float] = {}
         self._t0 = 0.0
         self.busy_core_s: float | None = None
         self.wall_s = 0.0
         self.own_cpu_s = 0.0  # this (the bench's) process
+        self.database_cpu_s = 0.0  # the PostgreSQL processes serving `database`
 
     def start(self, now: float) -> None:
-        self._before = _cpu_times()
+        self._before = _process_ticks()
         self._own0 = _own_cpu()
+        self._db0 = postgres_backends(self.database) if self.database else {}
         self._t0 = now
 
     def stop(self, now: float) -> None:
-        after = _cpu_times()
+        after = _process_ticks()
         self.wall_s = now - self._t0
         self.own_cpu_s = _own_cpu() - self._own0
-        if self._before is None or after is None or after[0] == self._before[0]:
-            return
-        total, idle = after[0] - self._before[0], after[1] - self._before[1]
-        cores = os.cpu_count() or 1
-        self.busy_core_s = (1.0 - idle / total) * cores * self.wall_s
+        if self.database:
+            db1 = postgres_backends(self.database)
+            self.database_cpu_s = sum(cpu - self._db0.get(pid, 0.0) for pid, cpu in db1.items())
+        if self._before is not None and after is not None:
+            self.busy_core_s = (after - self._before) / TICKS
 
     def others(self, ours: float) -> float | None:
         """Cores' worth of CPU that other processes used, on average (0.5 = half a core)."""
         if self.busy_core_s is None or self.wall_s <= 0:
             return None
-        return max(0.0, self.busy_core_s - ours - self.own_cpu_s) / self.wall_s
+        theirs = self.busy_core_s - ours - self.own_cpu_s - self.database_cpu_s
+        return max(0.0, theirs) / self.wall_s
+
+
+def _process_ticks() -> float | None:
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system = (int(v) for v in fields[:3])
+    return float(user + nice + system)
+
+
+def postgres_backends(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL process connected to `database` (its title names
+    the database: `postgres: 15/main: user database host(port) state`)."""
+    found: dict[int, float] = {}
+    needle = f" {database} ".encode()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = Path(entry.path, "cmdline").read_bytes()
+        except OSError:
+            continue
+        if title.startswith(b"postgres:") and needle in title:
+            cpu = _stat_cpu(f"{entry.path}/stat")
+            if cpu is not None:
+                found[int(entry.name)] = cpu
+    return found
 
 
 def _own_cpu() -> float:

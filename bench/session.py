@@ -23,6 +23,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TypeVar
 
+from sqlalchemy.engine import make_url
+
 from bench import pg
 from bench.procs import REPO_ROOT, Server, stop_process
 from bench.seed import BenchError
@@ -235,3 +237,10 @@ def run_guarded(
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)
     return code, result
+
+
+def postgres_name(database_url: str) -> str | None:
+    """The PostgreSQL database a URL names (None for SQLite): whose server processes the
+    execution suites count as part of the measured system."""
+    url = make_url(database_url)
+    return url.database if url.get_backend_name() == "postgresql" else None

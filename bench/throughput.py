@@ -29,7 +29,7 @@ from bench.procstat import CpuMeter, MachineMeter, machine_busy
 from bench.profile import Profiler
 from bench.report import machine, now, write_json
 from bench.seed import RESULT, BenchError, graphql
-from bench.session import Session, crewql_env, say
+from bench.session import Session, crewql_env, postgres_name, say
 
 TARGET_PER_S = 100.0
 SETUP_S = 6.0  # about: start a server, migrate, create the crew; stop it
@@ -72,6 +72,7 @@ class ThroughputResult:
     cpu_ms_per_execution: float | None  # server CPU (all threads) / completed
     machine_busy: float | None  # share of all cores busy just before the run (others' work)
     others_cores: float | None  # CPU other processes used during the run, in cores
+    database_cpu_ms_per_execution: float | None  # PostgreSQL's own processes, per completed
     problems: list[str]
 
     @property
@@ -221,8 +222,9 @@ class Throughput:
 
     def run_one(self, database: str, concurrency: int, timeout: float) -> ThroughputResult:
         args = self.args
+        database_url = self.session.database_url(database)
         env = crewql_env(
-            self.session.database_url(database),
+            database_url,
             # A short grace period: a run cut short by its deadline stops at once.
             {"CREWQL_RUNNER_CONCURRENCY": str(concurrency), "CREWQL_SHUTDOWN_GRACE_SECONDS": "1"},
         )
@@ -235,14 +237,13 @@ class Throughput:
             meter = CpuMeter(server.pid)
             profiler = Profiler(args.py_spy, server.label, args.py_spy_native)
             self.session.cleanup.callback(profiler.close)
-            machine_meter = MachineMeter()
+            machine_meter = MachineMeter(postgres_name(database_url))
             drive = asyncio.run(
                 _drive(args, server.url, crew_id, timeout, meter, profiler, machine_meter)
             )
         finally:
             server.stop()  # the next run gets the machine to itself
-        others = machine_meter.others(meter.cpu_s or 0.0)
-        return self._result(database, concurrency, timeout, drive, meter, busy, others)
+        return self._result(database, concurrency, timeout, drive, meter, busy, machine_meter)
 
     def _result(
         self,
@@ -252,7 +253,7 @@ class Throughput:
         drive: Drive,
         meter: CpuMeter,
         busy: float | None,
-        others: float | None,
+        machine_meter: MachineMeter,
     ) -> ThroughputResult:
         args = self.args
         problems: list[str] = []
@@ -300,7 +301,12 @@ class Throughput:
                 meter.cpu_s / completed * 1000 if meter.cpu_s is not None and completed else None
             ),
             machine_busy=busy,
-            others_cores=others,
+            others_cores=machine_meter.others(meter.cpu_s or 0.0),
+            database_cpu_ms_per_execution=(
+                machine_meter.database_cpu_s / completed * 1000
+                if database == "postgres" and completed
+                else None
+            ),
             problems=problems,
         )
 
@@ -319,6 +325,7 @@ def table(results: list[ThroughputResult]) -> str:
         "server CPU",
         "loop CPU",
         "CPU ms/exec",
+        "PG ms/exec",
         "busy before",
         "others",
     )
@@ -336,6 +343,9 @@ def table(results: list[ThroughputResult]) -> str:
             "-" if r.server_cpu is None else f"{r.server_cpu * 100:.0f}%",
             "-" if r.loop_cpu is None else f"{r.loop_cpu * 100:.0f}%",
             "-" if r.cpu_ms_per_execution is None else f"{r.cpu_ms_per_execution:.1f}",
+            "-"
+            if r.database_cpu_ms_per_execution is None
+            else f"{r.database_cpu_ms_per_execution:.1f}",
             "-" if r.machine_busy is None else f"{r.machine_busy * 100:.0f}%",
             "-" if r.others_cores is None else f"{r.others_cores:.2f}",
         )
