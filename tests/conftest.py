@@ -124,6 +124,21 @@ async def database_url(
 
 
 @pytest.fixture
+async def empty_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A database that exists and was never migrated (one per test, per backend)."""
+    if backend == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    server = postgres_server_url()
+    assert server is not None
+    url = await create_postgres_database(server)
+    try:
+        yield url
+    finally:
+        await drop_postgres_database(server, url)
+
+
+@pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(database_url)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -26,12 +25,6 @@ from backend.services import auth_service
 from backend.services.auth_service import AuthService, make_token, parse_token
 from backend.utils.time import utcnow
 from tests.conftest import make_settings
-from tests.support.databases import (
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_server_url,
-    sqlite_url,
-)
 
 BEFORE_KEYS = "f610aef76589"  # the revision before api_keys
 
@@ -294,22 +287,6 @@ async def test_an_execution_outlives_its_keys_record(app: Starlette, auth: AuthS
 
 
 # ============================================================================ migration
-
-
-@pytest.fixture
-async def empty_database_url(
-    backend: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        yield sqlite_url(tmp_path_factory.mktemp("keys-migration"))
-        return
-    server = postgres_server_url()
-    assert server is not None
-    url = await create_postgres_database(server)
-    try:
-        yield url
-    finally:
-        await drop_postgres_database(server, url)
 
 
 async def test_the_migration_keeps_executions_and_their_events(empty_database_url: str) -> None:

@@ -19,9 +19,6 @@ from backend.db.migrate import head_revision, upgrade_async
 from backend.main import create_app
 from tests.conftest import free_port, make_settings
 from tests.support.databases import (
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_server_url,
     sqlite_url,
 )
 
@@ -36,21 +33,6 @@ async def http_for(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
             yield client
     finally:
         await app.state.engine.dispose()
-
-
-@pytest.fixture
-async def empty_database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    """A database that exists and was never migrated."""
-    if backend == "sqlite":
-        yield sqlite_url(tmp_path)
-        return
-    server = postgres_server_url()
-    assert server is not None
-    url = await create_postgres_database(server)
-    try:
-        yield url
-    finally:
-        await drop_postgres_database(server, url)
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -16,30 +14,8 @@ from backend.db.engine import create_engine
 from backend.db.migrate import downgrade, head_revision, upgrade
 from backend.models import DEFAULT_WORKSPACE_ID
 from tests.conftest import make_settings
-from tests.support.databases import (
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_server_url,
-    sqlite_url,
-)
 
 TABLES = {"workspaces", "agents", "tasks", "task_context", "crews", "crew_tasks"}
-
-
-@pytest.fixture
-async def empty_database_url(
-    backend: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        yield sqlite_url(tmp_path_factory.mktemp("migrations"))
-        return
-    server = postgres_server_url()
-    assert server is not None
-    url = await create_postgres_database(server)
-    try:
-        yield url
-    finally:
-        await drop_postgres_database(server, url)
 
 
 async def tables_and_revision(url: str) -> tuple[set[str], str | None]:
