@@ -36,6 +36,7 @@ import pytest
 from tests.support.databases import postgres_server_url
 from tests.support.factories import create_agent, create_crew, create_task
 from tests.support.graphql import GraphQLClient
+from tests.support.operations import CANCEL_EXECUTION, CREATE_EXECUTION
 from tests.support.processes import (
     CrewqlProcess,
     ScaledCluster,
@@ -83,22 +84,6 @@ subscription Events($id: ID!) {{
 UPDATES = """
 subscription Updates($filter: ExecutionUpdatesFilter) {
   executionUpdates(filter: $filter) { executionId seq type status message data }
-}"""
-CREATE_EXECUTION = """
-mutation Launch($input: ExecutionCreateInput!) {
-  createExecution(input: $input) {
-    __typename
-    ... on Execution { id status }
-    ... on Error { code message }
-  }
-}"""
-CANCEL_EXECUTION = """
-mutation Cancel($id: ID!, $force: Boolean!) {
-  cancelExecution(id: $id, force: $force) {
-    __typename
-    ... on Execution { id status }
-    ... on Error { code message }
-  }
 }"""
 EXECUTION = f"""
 query Execution($id: ID!) {{

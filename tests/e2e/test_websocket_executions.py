@@ -27,6 +27,7 @@ from backend.events.bus import Subscription
 from tests.conftest import LoopLiveServer, fresh_live_server
 from tests.support.factories import create_agent, create_crew, create_task
 from tests.support.graphql import GraphQLClient
+from tests.support.operations import CANCEL_EXECUTION, CREATE_EXECUTION
 from tests.support.ws_client import (
     LEGACY_WS,
     PROTOCOLS,
@@ -54,22 +55,6 @@ subscription Events($id: ID!, $after: Int) {{
 UPDATES = """
 subscription Updates($filter: ExecutionUpdatesFilter) {
   executionUpdates(filter: $filter) { executionId seq type status }
-}"""
-CREATE_EXECUTION = """
-mutation Launch($input: ExecutionCreateInput!) {
-  createExecution(input: $input) {
-    __typename
-    ... on Execution { id status }
-    ... on Error { code message }
-  }
-}"""
-CANCEL_EXECUTION = """
-mutation Cancel($id: ID!, $force: Boolean!) {
-  cancelExecution(id: $id, force: $force) {
-    __typename
-    ... on Execution { id status }
-    ... on Error { code message }
-  }
 }"""
 EXECUTION = f"""
 query Execution($id: ID!) {{
