@@ -10,6 +10,9 @@ What we add to Strawberry's view, and why:
 - A bug never reaches Starlette's plain-text 500: it is logged and answered as a masked
   GraphQL error, so a client always gets a body it can parse.
 - JSON is encoded with orjson; GraphiQL is served from our own assets (works offline).
+- Subscriptions (and any operation) stream over HTTP too: Apollo's multipart protocol and
+  graphql-sse, held to the websocket's limits (streaming.py); a subscription sent without a
+  streaming `Accept` gets a 406 that names the transports that carry it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import orjson
-from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError
 from loguru import logger
 from starlette.requests import Request
@@ -28,10 +32,12 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 
 from backend.api.graphiql import graphiql_html
 from backend.api.graphql.authentication import (
@@ -45,12 +51,18 @@ from backend.api.graphql.context import Context
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR, request_error_code
 from backend.api.graphql.extensions import is_expected
 from backend.api.graphql.loaders import Loaders
+from backend.api.graphql.negotiation import GRAPHQL_RESPONSE, JSON, RequestAdapter, negotiate
+from backend.api.graphql.streaming import (
+    PROTOCOLS,
+    STREAM_TRANSPORTS,
+    SUBSCRIPTION_NEEDS_STREAM,
+    StreamSlots,
+    too_many_streams_message,
+)
 from backend.config.settings import Settings
 from backend.core.auth import RateLimited, Unauthenticated
 from backend.services.container import Services
 
-GRAPHQL_RESPONSE = "application/graphql-response+json"
-JSON = "application/json"
 STATUS_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHENTICATED",
@@ -71,40 +83,12 @@ class BodyTooLarge(Exception):
     pass
 
 
-class RequestAdapter(StarletteRequestAdapter):
-    """Media types are case-insensitive (RFC 9110 §8.3.1); Strawberry compares them verbatim and
-    would turn `Application/JSON` away."""
+class CodedHTTPException(HTTPException):
+    """A request refused before execution, with a code more precise than its status's."""
 
-    @property
-    def content_type(self) -> str | None:
-        value = super().content_type
-        if value is None:
-            return None
-        media, separator, parameters = value.partition(";")
-        return media.strip().lower() + separator + parameters
-
-
-def negotiate(accept: str | None) -> str:
-    """The response media type for an Accept header (spec §"Accept"): ours first, JSON if absent."""
-    if not accept:
-        return JSON
-    for part in accept.split(","):
-        media, *params = (piece.strip() for piece in part.split(";"))
-        if media.lower() == GRAPHQL_RESPONSE and not _refused(params):
-            return GRAPHQL_RESPONSE
-    return JSON
-
-
-def _refused(params: list[str]) -> bool:
-    """`q=0` (also written `q=0.0`) is how a client says "anything but this" (RFC 9110 §12.4.2)."""
-    for param in params:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "q":
-            try:
-                return float(value) == 0
-            except ValueError:
-                return False
-    return False
+    def __init__(self, status_code: int, reason: str, code: str) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
 
 
 def is_request_error(result: ExecutionResult) -> bool:
@@ -139,17 +123,21 @@ class GraphQLView(GraphQL[Context, None]):
     request_adapter_class = RequestAdapter
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    stream_transport_classes_by_protocol = STREAM_TRANSPORTS
 
     def __init__(self, schema: Any, settings: Settings, services: Services) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allowed_origins=tuple(settings.allowed_origin_list),
+            subscription_protocols=PROTOCOLS,
         )
         self.settings = settings
         self.services = services
-        # Open websockets per key, closed within about a second when their key is revoked.
+        # Open websockets and HTTP streams per key, closed within about a second when their key
+        # is revoked.
         self.revocations = RevocationWatcher(services)
+        self.streams = StreamSlots(services, self.revocations)
 
     # ------------------------------------------------------------------ ASGI entry
 
@@ -172,7 +160,8 @@ class GraphQLView(GraphQL[Context, None]):
                 413, f"The request body exceeds {limit} bytes.", media_type
             )
         except HTTPException as exc:
-            response = self.error_response(exc.status_code, exc.reason, media_type)
+            code = exc.code if isinstance(exc, CodedHTTPException) else None
+            response = self.error_response(exc.status_code, exc.reason, media_type, code=code)
         except Exception:  # a bug of ours: logged, and answered as GraphQL, never as plain text
             logger.exception("unexpected error answering {} {}", scope["method"], scope["path"])
             response = self.error_response(500, UNEXPECTED_ERROR, media_type)
@@ -225,13 +214,14 @@ class GraphQLView(GraphQL[Context, None]):
         *,
         headers: dict[str, str] | None = None,
         extensions: dict[str, Any] | None = None,
+        code: str | None = None,
     ) -> Response:
         body = {
             "errors": [
                 {
                     "message": message,
                     "extensions": {
-                        "code": STATUS_CODES.get(status, "BAD_REQUEST"),
+                        "code": code or STATUS_CODES.get(status, "BAD_REQUEST"),
                         **(extensions or {}),
                     },
                 }
@@ -327,13 +317,55 @@ class GraphQLView(GraphQL[Context, None]):
                 raise HTTPException(400, "`operationName` must be a string or null.")
         return data
 
-    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's, less subscriptions: over a plain response graphql-core would run one as
+        a query, which can only fail (INTERNAL); the caller is told which transports carry it."""
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
         try:
-            return await super().execute_single(*args, **kwargs)
-        except HTTPException as exc:
-            if isinstance(exc.__cause__, InvalidOperationTypeError):
-                raise HTTPException(405, "Only queries are allowed over GET; use POST.") from exc
-            raise
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            raise HTTPException(400, exc.as_http_error_reason()) from exc
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                raise HTTPException(406, SUBSCRIPTION_NEEDS_STREAM) from exc
+            raise HTTPException(405, "Only queries are allowed over GET; use POST.") from exc
+        except MissingQueryError as exc:
+            raise HTTPException(400, "No GraphQL query found in the request.") from exc
+
+    async def create_streaming_response(
+        self,
+        request: Request | WebSocket,
+        stream: Callable[[], AsyncIterator[str]],
+        sub_response: Response,
+        headers: Mapping[str, str],
+    ) -> Response:
+        """A stream holds one of its key's subscription slots while it is open."""
+        principal = getattr(request.state, "principal", None)
+        if not self.streams.acquire(principal):
+            return self.error_response(
+                429,
+                too_many_streams_message(self.services.subscriptions.limit),
+                negotiate(request.headers.get("accept")),
+                code=self.streams.code,
+            )
+        held = self.streams.hold(principal, stream)
+        return await super().create_streaming_response(request, held, sub_response, headers)
 
     async def process_result(
         self, request: Request, result: ExecutionResult
