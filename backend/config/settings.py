@@ -50,6 +50,8 @@ class Settings(BaseSettings):
 
     max_query_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=30, ge=1)
+    # Field selections of one operation, each fragment spread counted in full (docs/security.md).
+    max_fields: int = Field(default=500, ge=1)
     max_tokens: int = Field(default=2_000, ge=10)
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
     max_page_size: int = Field(default=100, ge=1, le=1_000)

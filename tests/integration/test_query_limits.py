@@ -1,7 +1,5 @@
-"""Query limits (depth, aliases, tokens) refuse abusive documents, and validation stays cached.
-
-The limits run as validation rules built once per schema; built per request (Strawberry's factory
-form) they would make every request miss the validation cache (notes/strawberry.md §1.6).
+"""Query limits (depth, aliases, fields, tokens) refuse abusive documents, and validation stays
+cached: a document is measured and validated once, however often it is sent.
 """
 
 from __future__ import annotations
@@ -12,6 +10,7 @@ from typing import Any
 import pytest
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, validate
 
+from backend.api.graphql.limits import Limits, limit_errors
 from backend.config.settings import Settings
 from tests.conftest import make_settings
 from tests.support.graphql import GraphQLClient
@@ -55,13 +54,20 @@ async def test_too_deep_is_refused(client: GraphQLClient, query: str) -> None:
     response = await client.post(query)
     assert response.status_code == 200
     error = only_error(response.json())
-    assert f"exceeds maximum operation depth of {MAX_DEPTH}" in error["message"]
-    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "nests 4 levels deep" in error["message"]
+    assert f"the depth limit is {MAX_DEPTH} (CREWQL_MAX_QUERY_DEPTH)" in error["message"]
+    assert error["extensions"] == {
+        "code": "GRAPHQL_VALIDATION_FAILED",
+        "limit": "depth",
+        "maximum": MAX_DEPTH,
+    }
 
 
 async def test_too_many_aliases_is_refused(client: GraphQLClient) -> None:
     error = only_error((await client.post(TOO_MANY_ALIASES)).json())
-    assert error["message"] == f"3 aliases found. Allowed: {MAX_ALIASES}"
+    assert error["message"] == (
+        f"The operation uses 3 aliases; the aliases limit is {MAX_ALIASES} (CREWQL_MAX_ALIASES)."
+    )
     assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
 
@@ -114,14 +120,29 @@ async def test_validation_is_cached_with_the_limits_on(
     for _ in range(20):
         await client.execute(query)
     assert len(validation_calls.rule_names) == 1  # one miss, nineteen hits
-    assert {"DepthLimitValidator", "MaxAliasesValidator"} <= validation_calls.rule_names[0]
+    assert "MaxIntrospectionDepthRule" in validation_calls.rule_names[0]
 
 
-async def test_refusals_are_cached_too(
-    client: GraphQLClient, validation_calls: ValidationCalls
+async def test_limits_are_measured_once_per_document(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch, validation_calls: ValidationCalls
 ) -> None:
-    query = f"query Deep{uuid.uuid4().hex} {TOO_DEEP}"
+    """A refused document is measured once and never reaches graphql-core's rules; an accepted
+    one is measured once and validated once."""
+    measured: list[DocumentNode] = []
+
+    def counting(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
+        measured.append(document)
+        return limit_errors(document, limits)
+
+    monkeypatch.setattr("backend.api.graphql.extensions.limit_errors", counting)
+    deep = f"query Deep{uuid.uuid4().hex} {TOO_DEEP}"
     for _ in range(5):
-        error = only_error((await client.post(query)).json())
-        assert "exceeds maximum operation depth" in error["message"]
+        error = only_error((await client.post(deep)).json())
+        assert "the depth limit is" in error["message"]
+    assert len(measured) == 1
+    assert validation_calls.rule_names == []
+    fine = f"query Fine{uuid.uuid4().hex} {WITHIN_LIMITS}"
+    for _ in range(5):
+        await client.execute(fine)
+    assert len(measured) == 2
     assert len(validation_calls.rule_names) == 1

@@ -1,8 +1,11 @@
-"""Schema extensions: query limits that keep the validation cache working, and error policy.
+"""Schema extensions: query limits checked with validation and cached with it, and error policy.
 
-Limits: the depth and alias rules are built once per schema and registered through
-`AddValidationRules`; the factory forms of QueryDepthLimiter/MaxAliasesLimiter would build a new
-rule class per request, which defeats ValidationCache (notes/strawberry.md §1.6).
+Limits: `LimitedValidation` measures depth, aliases and fields of the document (limits.py, one
+linear pass) before graphql-core validates it, and keeps both results in one LRU cache keyed by
+the document, so a document is measured and validated once however often it is sent. A document
+over a limit is refused without running graphql-core's rules at all: their cost grows with the
+size the limits bound (a 1,101-field document exhausted OverlappingFieldsCanBeMergedRule's
+comparison budget and got a bare "Validation aborted.").
 
 Errors: expected errors keep their message and `extensions.code`; anything else that happened while
 resolving a field is a bug, already logged with its traceback by `CrewQLSchema.process_errors`,
@@ -15,27 +18,84 @@ the GraphQL spec (GetOperation) makes that a request error, and so do we.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 
-from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+)
+from graphql.validation import MaxIntrospectionDepthRule
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import (
-    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
-from strawberry.extensions.max_aliases import create_validator as alias_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.schema.schema import validate_document
 
 from backend.api.graphql.authorization import RoleCheck
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR
+from backend.api.graphql.limits import Limits, limit_errors
 from backend.config.settings import Settings
 from backend.core.errors import DomainError
 
 CACHE_SIZE = 1_000
+# graphql-core's message when OverlappingFieldsCanBeMergedRule spent its comparison budget (or
+# fragments nest past the interpreter's recursion limit): true, but it does not say what to do.
+ABORTED = "Validation aborted."
+ABORTED_EXPLAINED = (
+    "The document is too complex to validate: it selects too many fields with the same name "
+    "in one place (or nests fragments too deeply). Select fewer, or split the operation."
+)
+
+Validator = Callable[
+    [GraphQLSchema, DocumentNode, tuple[type[ASTValidationRule], ...]], list[GraphQLError]
+]
+
+
+def cached_validator(limits: Limits, maxsize: int = CACHE_SIZE) -> Validator:
+    """Limits first, then graphql-core's rules (with Strawberry's and the introspection depth
+    rule), both answers cached together; one cache per schema."""
+
+    @lru_cache(maxsize=maxsize)
+    def validate(
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        rules: tuple[type[ASTValidationRule], ...],
+    ) -> list[GraphQLError]:
+        refused = limit_errors(document, limits)
+        if refused:
+            return refused
+        errors = validate_document(schema, document, (*rules, MaxIntrospectionDepthRule))
+        return [
+            GraphQLError(ABORTED_EXPLAINED, extensions={"code": "GRAPHQL_VALIDATION_FAILED"})
+            if isinstance(error, ValidationAbortedError) and error.message == ABORTED
+            else error
+            for error in errors
+        ]
+
+    return validate
+
+
+class LimitedValidation(SchemaExtension):
+    """Replaces Strawberry's validation step (it skips its own when this one set the errors)."""
+
+    def __init__(self, validate: Validator) -> None:
+        self.validate = validate
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        assert context.graphql_document is not None  # parsing succeeded, or we are not called
+        context.pre_execution_errors = self.validate(
+            context.schema._schema, context.graphql_document, context.validation_rules
+        )
+        yield
 
 
 def is_expected(error: GraphQLError) -> bool:
@@ -102,16 +162,16 @@ class FreshLoadersPerOperation(SchemaExtension):
 
 
 def build_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] | type]:
-    rules: list[type[ASTValidationRule]] = [
-        depth_rule(max_depth=settings.max_query_depth, should_ignore=None),
-        alias_rule(max_alias_count=settings.max_aliases),
-    ]
+    validate = cached_validator(
+        Limits(
+            depth=settings.max_query_depth, aliases=settings.max_aliases, fields=settings.max_fields
+        )
+    )
     extensions: list[Callable[[], SchemaExtension] | type] = [
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=CACHE_SIZE),
         RequireOperationName,
-        lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=CACHE_SIZE),
+        lambda: LimitedValidation(validate),
         MaskUnexpectedErrors,
         FreshLoadersPerOperation,
         RoleCheck,
