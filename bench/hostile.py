@@ -1,0 +1,149 @@
+"""What hostile requests cost a real `crewql serve`: `python -m bench.hostile`.
+
+Starts `crewql serve` (SQLite, authentication off, loopback) on a free port and measures, over
+HTTP and both websocket protocols: the round trip of fragment bombs of 20/30/60 levels next to
+`{ __typename }`, and /healthz while a bomb is in flight. Figures are medians of `--repeat`
+runs, in milliseconds; they go to docs/security.md. The regression suite (tests/) asserts the
+answers, never these times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import httpx
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+LEVELS = (20, 30, 60)
+
+
+_sent = 0
+
+
+def fragment_bomb(levels: int, root: str = "Query", operation: str = "query") -> str:
+    """A new operation name each time: every bomb misses the parse and validation caches."""
+    global _sent
+    _sent += 1
+    parts = [f"{operation} Bomb{_sent} {{ ...F0 }}"]
+    parts += [f"fragment F{i} on {root} {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)]
+    parts.append(f"fragment F{levels} on {root} {{ __typename }}")
+    return " ".join(parts)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def timed(call: Callable[[], Awaitable[object]], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+async def ws_round_trip(url: str, protocol: str, query: str) -> None:
+    async with connect(url, subprotocols=[Subprotocol(protocol)], proxy=None) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        json.loads(await ws.recv())
+        kind = "subscribe" if protocol == "graphql-transport-ws" else "start"
+        await ws.send(json.dumps({"type": kind, "id": "1", "payload": {"query": query}}))
+        while True:
+            message = json.loads(await ws.recv())
+            if message.get("type") in ("error", "next", "data", "complete"):
+                return
+
+
+async def measure(base: str, repeat: int) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    ws_url = base.replace("http", "ws", 1) + "/graphql"
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+
+        async def post(query: str) -> None:
+            response = await http.post("/graphql", json={"query": query})
+            assert "errors" in response.json() or "data" in response.json()
+
+        figures["http {__typename}"] = await timed(lambda: post("{ __typename }"), repeat)
+        for levels in LEVELS:
+            figures[f"http bomb {levels}"] = await timed(
+                lambda n=levels: post(fragment_bomb(n)),  # type: ignore[misc]
+                repeat,
+            )
+        for protocol in ("graphql-transport-ws", "graphql-ws"):
+            figures[f"{protocol} {{__typename}} (incl. connect)"] = await timed(
+                lambda p=protocol: ws_round_trip(ws_url, p, "subscription { __typename }"),  # type: ignore[misc]
+                repeat,
+            )
+            for levels in LEVELS:
+                figures[f"{protocol} bomb {levels} (incl. connect)"] = await timed(
+                    lambda n=levels, p=protocol: ws_round_trip(  # type: ignore[misc]
+                        ws_url, p, fragment_bomb(n, "Subscription", "subscription")
+                    ),
+                    repeat,
+                )
+
+        async def health_during_bomb() -> None:
+            await asyncio.gather(post(fragment_bomb(60)), http.get("/healthz"))
+
+        figures["healthz alone"] = await timed(lambda: http.get("/healthz"), repeat)
+        figures["healthz + bomb 60 together"] = await timed(health_during_bomb, repeat)
+    return figures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.hostile")
+    parser.add_argument("--repeat", type=int, default=9)
+    args = parser.parse_args(argv)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as directory:
+        env = {
+            **os.environ,
+            "CREWQL_DATABASE_URL": f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}",
+            "CREWQL_AUTH_ENABLED": "false",
+            "CREWQL_LOG_TO_FILES": "false",
+            "CREWQL_LOG_LEVEL": "WARNING",
+            "CREWQL_PORT": str(port),
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "serve"], env=env, stderr=subprocess.PIPE
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("crewql serve did not start")
+                time.sleep(0.1)
+            figures = asyncio.run(measure(base, args.repeat))
+        finally:
+            server.terminate()
+            _, errors = server.communicate(timeout=20)
+    for name, value in figures.items():
+        print(f"{name:45} {value:8.2f} ms")
+    tracebacks = errors.decode().count("Traceback")
+    print(f"server log: {tracebacks} tracebacks, {errors.decode().count('| ERROR')} ERROR lines")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
