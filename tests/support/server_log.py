@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from loguru import logger
 
@@ -24,9 +25,17 @@ class _Collect(logging.Handler):
 
 @contextmanager
 def error_lines() -> Iterator[list[str]]:
-    """Every ERROR (or worse) line logged inside the block, from any thread."""
+    """Every ERROR (or worse) line logged inside the block, from any thread, and every line of
+    any level that carries a traceback (a hostile client must not be able to write either)."""
     lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(str(message).rstrip("\n")), level="ERROR")
+    error_level = logger.level("ERROR").no
+
+    def keep(message: Any) -> None:
+        record = message.record
+        if record["level"].no >= error_level or record["exception"] is not None:
+            lines.append(str(message).rstrip("\n"))
+
+    sink = logger.add(keep, level="TRACE")
     handler = _Collect(lines)
     root = logging.getLogger()
     root.addHandler(handler)
