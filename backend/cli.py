@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     from backend.cli_auth import add_auth_commands
 
     add_auth_commands(sub)
+
+    from backend.cli_crewai import add_crewai_commands
+
+    add_crewai_commands(sub)
     return parser
 
 

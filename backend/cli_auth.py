@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config.settings import Settings, load_settings
 from backend.core.audit import audit
@@ -46,11 +48,11 @@ def add_auth_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
 
     create = workspace_sub.add_parser("create", help="create a workspace")
     create.add_argument("name", help="letters, digits, '.', '_' and '-'")
-    _database_option(create)
+    database_option(create)
     create.set_defaults(func=_runner(workspace_create))
 
     listing = workspace_sub.add_parser("list", help="list workspaces")
-    _database_option(listing)
+    database_option(listing)
     listing.set_defaults(func=_runner(workspace_list))
 
     apikey = sub.add_parser("apikey", help="create, list and revoke API keys")
@@ -67,23 +69,23 @@ def add_auth_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
         help="viewer: read and subscribe; editor: also change crews and run executions; "
         "admin: also manage keys",
     )
-    _workspace_option(create)
-    _database_option(create)
+    workspace_option(create)
+    database_option(create)
     create.set_defaults(func=_runner(apikey_create))
 
     listing = apikey_sub.add_parser("list", help="list a workspace's keys (never their secrets)")
-    _workspace_option(listing)
-    _database_option(listing)
+    workspace_option(listing)
+    database_option(listing)
     listing.set_defaults(func=_runner(apikey_list))
 
     revoke = apikey_sub.add_parser("revoke", help="revoke a key; it stops working within seconds")
     revoke.add_argument("key", help="the key's prefix (cq_...) or id, as `apikey list` shows")
-    _workspace_option(revoke)
-    _database_option(revoke)
+    workspace_option(revoke)
+    database_option(revoke)
     revoke.set_defaults(func=_runner(apikey_revoke))
 
 
-def _workspace_option(parser: argparse.ArgumentParser) -> None:
+def workspace_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workspace",
         default=DEFAULT_WORKSPACE,
@@ -91,7 +93,7 @@ def _workspace_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _database_option(parser: argparse.ArgumentParser) -> None:
+def database_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="overrides CREWQL_DATABASE_URL")
 
 
@@ -107,7 +109,7 @@ def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
         try:
             asyncio.run(_with_service(settings, command, args))
         except CliError as exc:
-            _say(f"crewql: {exc}")
+            say(f"crewql: {exc}")
             return 1
         return 0
 
@@ -115,8 +117,23 @@ def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
 
 
 async def _with_service(settings: Settings, command: Command, args: argparse.Namespace) -> None:
-    from backend.config.logging import configure_logging
     from backend.core.unit_of_work import UnitOfWork
+
+    async with migrated_database(settings) as sessions:
+        service = AuthService(lambda: UnitOfWork(sessions), cache_seconds=0)
+        try:
+            await command(service, args)
+        except DomainError as exc:
+            raise CliError(exc.message) from exc
+        except ValidationError as exc:
+            raise CliError(one_line(exc)) from exc
+
+
+@asynccontextmanager
+async def migrated_database(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions of the configured database, once it is known to exist and be migrated: a
+    command should not report an empty or outdated database as if it were the mistake."""
+    from backend.config.logging import configure_logging
     from backend.db.engine import create_engine, create_sessionmaker
     from backend.db.migrate import current_revision, head_revision
 
@@ -131,14 +148,7 @@ async def _with_service(settings: Settings, command: Command, args: argparse.Nam
                 f"the database is at revision {stored or 'none'}, not {head}: "
                 "run `crewql migrate` first"
             )
-        sessions = create_sessionmaker(engine)
-        service = AuthService(lambda: UnitOfWork(sessions), cache_seconds=0)
-        try:
-            await command(service, args)
-        except DomainError as exc:
-            raise CliError(exc.message) from exc
-        except ValidationError as exc:
-            raise CliError(_one_line(exc)) from exc
+        yield create_sessionmaker(engine)
     finally:
         await engine.dispose()
 
@@ -156,7 +166,7 @@ def _require_sqlite_file(settings: Settings) -> None:
         )
 
 
-def _one_line(error: ValidationError) -> str:
+def one_line(error: ValidationError) -> str:
     problems = []
     for problem in error.errors():
         name = ".".join(str(part) for part in problem["loc"])
@@ -164,7 +174,7 @@ def _one_line(error: ValidationError) -> str:
     return "invalid " + "; ".join(problems)
 
 
-def _say(line: str) -> None:
+def say(line: str) -> None:
     sys.stderr.write(line + "\n")
 
 
@@ -198,7 +208,7 @@ async def workspace_create(service: AuthService, args: argparse.Namespace) -> No
         key_prefix="cli",
     )
     sys.stdout.write(f"{workspace.id}\n")
-    _say(
+    say(
         f"Created workspace {workspace.name!r}. Give it a key: "
         f"crewql apikey create NAME --role admin --workspace {workspace.name}"
     )
@@ -226,7 +236,7 @@ async def apikey_create(service: AuthService, args: argparse.Namespace) -> None:
     )
     sys.stdout.write(created.token + "\n")
     sys.stdout.flush()
-    _say(
+    say(
         f"Created {key.role} key {key.name!r} ({key.prefix}) in workspace {workspace.name!r}. "
         "This is the only time the key is shown: store it now."
     )
@@ -251,7 +261,7 @@ async def apikey_list(service: AuthService, args: argparse.Namespace) -> None:
         ],
     )
     if not keys:
-        _say(
+        say(
             f"Workspace {workspace.name!r} has no keys: "
             f"crewql apikey create NAME --role admin --workspace {workspace.name}"
         )
@@ -261,7 +271,7 @@ async def apikey_revoke(service: AuthService, args: argparse.Namespace) -> None:
     workspace = await service.workspace_by_name(args.workspace)
     key = await service.get_key(workspace.id, args.key)
     if key.revoked_at is not None:
-        _say(f"Key {key.prefix} ({key.name!r}) was already revoked at {_when(key.revoked_at)}.")
+        say(f"Key {key.prefix} ({key.name!r}) was already revoked at {_when(key.revoked_at)}.")
         return
     key = await service.revoke_key(workspace.id, key.id)
     audit(
@@ -271,7 +281,7 @@ async def apikey_revoke(service: AuthService, args: argparse.Namespace) -> None:
         key_prefix="cli",
         detail=key.prefix,
     )
-    _say(
+    say(
         f"Revoked key {key.prefix} ({key.name!r}). Every server refuses it within "
         "CREWQL_AUTH_CACHE_SECONDS (2 s by default)."
     )

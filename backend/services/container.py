@@ -18,12 +18,14 @@ from backend.runner.providers.registry import KNOWN_PROVIDERS
 from backend.schemas import ExecutionEventResponse
 from backend.services.auth_service import AuthService
 from backend.services.crew_service import CrewService
+from backend.services.crewai_service import CrewaiService
 from backend.services.execution_service import ExecutionService
 
 
 @dataclass(frozen=True)
 class Services:
     crews: CrewService
+    crewai: CrewaiService
     executions: ExecutionService
     bus: EventBus
     auth: AuthService
@@ -88,6 +90,7 @@ class Services:
         auth = AuthService(write_uow, read_uow, cache_seconds=settings.auth_cache_seconds)
         return cls(
             crews=crews,
+            crewai=CrewaiService(write_uow, crews, known_providers=lambda: KNOWN_PROVIDERS),
             executions=executions,
             bus=bus,
             auth=auth,

@@ -24,6 +24,7 @@ from backend.schemas import (
     AgentCreate,
     AgentResponse,
     AgentUpdate,
+    CrewConfig,
     CrewCreate,
     CrewResponse,
     CrewUpdate,
@@ -34,6 +35,7 @@ from backend.schemas import (
     TaskUpdate,
     TimeRange,
 )
+from backend.services.execution_config import snapshot_of
 from backend.utils.time import utcnow
 
 ANY_TIME = TimeRange()
@@ -363,6 +365,15 @@ class CrewService:
             task_ids = await uow.crews.task_ids(workspace_id, [r.id for r in rows.items])
         items = [_crew(r, task_ids[r.id]) for r in rows.items]
         return Page(items, rows.has_next_page, rows.has_previous_page)
+
+    async def crew_config(self, workspace_id: uuid.UUID, crew_id: uuid.UUID) -> CrewConfig:
+        """The crew as the self-contained config an execution runs (and an export writes)."""
+        crew = await self.get_crew(workspace_id, crew_id)
+        tasks = await self.tasks_by_ids(workspace_id, crew.task_ids)
+        agents = await self.agents_by_ids(workspace_id, list({t.agent_id for t in tasks.values()}))
+        if len(tasks) != len(crew.task_ids):
+            raise Conflict("The crew changed while it was being read; try again.")
+        return snapshot_of(crew, tasks, agents)
 
     async def crew_graph(
         self,

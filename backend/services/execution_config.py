@@ -13,6 +13,8 @@ from backend.schemas import AgentResponse, CrewConfig, CrewResponse, TaskRespons
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 AGENT_FIELDS = ("name", "role", "goal", "backstory", "llm", "temperature", "max_iterations")
+# A task's own fields, stored and snapshotted alike (its agent and context are names in a config).
+TASK_FIELDS = ("name", "description", "expected_output")
 
 
 def snapshot_of(
@@ -30,9 +32,7 @@ def snapshot_of(
             "agents": [{f: getattr(agents[aid], f) for f in AGENT_FIELDS} for aid in agent_ids],
             "tasks": [
                 {
-                    "name": t.name,
-                    "description": t.description,
-                    "expected_output": t.expected_output,
+                    **{f: getattr(t, f) for f in TASK_FIELDS},
                     "agent": agents[t.agent_id].name,
                     "context": [names[c] for c in t.context_task_ids],
                 }
@@ -43,16 +43,19 @@ def snapshot_of(
 
 
 def missing_inputs(config: CrewConfig, inputs: dict[str, Any]) -> list[FieldProblem]:
-    problems = []
-    for task in config.tasks:
-        for text in (task.description, task.expected_output):
-            for key in PLACEHOLDER.findall(text):
-                if key not in inputs:
-                    problems.append(
-                        FieldProblem(
-                            f"inputs.{key}", f"missing input {key!r} used by task {task.name!r}"
-                        )
-                    )
+    # Agents' texts too: CrewAI fills {placeholders} in role, goal and backstory as well.
+    texts = [(f"agent {a.name!r}", t) for a in config.agents for t in (a.role, a.goal, a.backstory)]
+    texts += [
+        (f"task {t.name!r}", text)
+        for t in config.tasks
+        for text in (t.description, t.expected_output)
+    ]
+    problems = [
+        FieldProblem(f"inputs.{key}", f"missing input {key!r} used by {user}")
+        for user, text in texts
+        for key in PLACEHOLDER.findall(text)
+        if key not in inputs
+    ]
     first: dict[str, FieldProblem] = {}
     for problem in problems:
         first.setdefault(problem.field, problem)

@@ -41,7 +41,6 @@ from backend.services.execution_config import (
     descriptive_name,
     missing_inputs,
     request_hash,
-    snapshot_of,
     unknown_providers,
 )
 from backend.services.execution_progress import Step, StepKind, plan
@@ -192,14 +191,7 @@ class ExecutionService:
         if data.crew is not None:
             return data.crew, None, "crew"
         assert data.crew_id is not None
-        crew = await self._crews.get_crew(workspace_id, data.crew_id)
-        tasks = await self._crews.tasks_by_ids(workspace_id, crew.task_ids)
-        agents = await self._crews.agents_by_ids(
-            workspace_id, list({t.agent_id for t in tasks.values()})
-        )
-        if len(tasks) != len(crew.task_ids):
-            raise Conflict("The crew changed while it was being launched; try again.")
-        return snapshot_of(crew, tasks, agents), crew.id, "crewId"
+        return await self._crews.crew_config(workspace_id, data.crew_id), data.crew_id, "crewId"
 
     async def _by_idempotency_key(
         self, workspace_id: uuid.UUID, key: str, digest: str

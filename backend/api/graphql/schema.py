@@ -15,6 +15,7 @@ from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR, request_error
 from backend.api.graphql.extensions import build_extensions, is_expected
 from backend.api.graphql.resolvers.agents import AgentMutation, AgentQuery
 from backend.api.graphql.resolvers.api_keys import ApiKeyMutation, ApiKeyQuery
+from backend.api.graphql.resolvers.crewai import CrewaiMutation, CrewaiQuery
 from backend.api.graphql.resolvers.crews import CrewMutation, CrewQuery
 from backend.api.graphql.resolvers.executions import (
     ExecutionMutation,
@@ -24,9 +25,12 @@ from backend.api.graphql.resolvers.executions import (
 from backend.api.graphql.resolvers.tasks import TaskMutation, TaskQuery
 from backend.config.settings import Settings
 
-Query = merge_types("Query", (AgentQuery, TaskQuery, CrewQuery, ExecutionQuery, ApiKeyQuery))
+Query = merge_types(
+    "Query", (AgentQuery, TaskQuery, CrewQuery, CrewaiQuery, ExecutionQuery, ApiKeyQuery)
+)
 Mutation = merge_types(
-    "Mutation", (AgentMutation, TaskMutation, CrewMutation, ExecutionMutation, ApiKeyMutation)
+    "Mutation",
+    (AgentMutation, TaskMutation, CrewMutation, CrewaiMutation, ExecutionMutation, ApiKeyMutation),
 )
 # Every mutation logs one audit line (authorization.py); added here so none can be forgotten.
 audit_mutations(Mutation)

@@ -29,7 +29,7 @@ DeleteCrewResult = Annotated[
 ]
 
 
-async def _shaped(info: Info, crew: CrewResponse) -> Crew:
+async def shaped_crew(info: Info, crew: CrewResponse) -> Crew:
     """A crew a mutation returns, with what the selection asks for read in one statement."""
     graph = Graph(info)
     if not {"tasks", "agents"} & graph.names:
@@ -86,7 +86,7 @@ class CrewMutation:
             )
         except DomainError as error:
             return error_result(error)  # type: ignore[no-any-return]
-        return await _shaped(info, crew)
+        return await shaped_crew(info, crew)
 
     @strawberry.mutation(description="Change a crew; fields you omit stay as they are.")
     async def update_crew(
@@ -102,7 +102,7 @@ class CrewMutation:
             )
         except DomainError as error:
             return error_result(error)  # type: ignore[no-any-return]
-        return await _shaped(info, crew)
+        return await shaped_crew(info, crew)
 
     @strawberry.mutation(description="Delete a crew (its tasks and agents stay).")
     async def delete_crew(self, info: Info, id: strawberry.ID) -> DeleteCrewResult:
