@@ -16,7 +16,7 @@ from backend.config.settings import Settings, SettingsError, load_settings
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:
     overrides = {k: v for k, v in extra.items() if v is not None}
-    for name in ("host", "port", "log_level", "database_url"):
+    for name in ("host", "port", "log_level", "database_url", "metrics_port"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--log-level", help="TRACE, DEBUG, INFO, WARNING or ERROR")
     worker.add_argument("--database-url", help="overrides CREWQL_DATABASE_URL")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus /metrics on this port (CREWQL_METRICS_PORT; default: none)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="upgrade the database schema to the latest revision")

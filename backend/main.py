@@ -18,6 +18,8 @@ from starlette.staticfiles import StaticFiles
 from backend.api.graphiql import STATIC_DIR
 from backend.api.graphql.schema import build_schema
 from backend.api.graphql.view import GraphQLView
+from backend.api.instrumentation import Instrumented
+from backend.api.metrics_route import metrics_endpoint
 from backend.api.routes import healthz, readyz
 from backend.config.settings import Settings, get_settings
 from backend.db.engine import create_engine
@@ -91,10 +93,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", view),
-            WebSocketRoute("/graphql", view),
+            Route("/graphql", Instrumented(view)),
+            WebSocketRoute("/graphql", Instrumented(view)),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *(
+                [Route("/metrics", metrics_endpoint, methods=["GET"])]
+                if settings.metrics_enabled
+                else []
+            ),
             Mount("/graphiql/static", StaticFiles(directory=STATIC_DIR), name="graphiql-static"),
         ],
         lifespan=lifespan,

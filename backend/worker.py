@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from contextlib import AsyncExitStack
 
 from loguru import logger
 
+from backend.api.metrics_server import metrics_server
 from backend.config.settings import Settings
 from backend.db.engine import create_engine
 from backend.runner.engine import SequentialEngine
@@ -30,6 +32,11 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    exits = AsyncExitStack()
+    if settings.metrics_enabled and settings.metrics_port:
+        await exits.enter_async_context(
+            metrics_server(settings, services, engine, settings.metrics_port)
+        )
     await services.bus.start()
     await runner.start()
     logger.info(
@@ -43,6 +50,7 @@ async def run_worker(settings: Settings) -> None:
         logger.info("crewql worker {} stopping", runner.worker_id)
     finally:
         await runner.stop()
+        await exits.aclose()
         await providers.aclose()
         await services.bus.stop()
         await engine.dispose()

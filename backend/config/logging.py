@@ -14,6 +14,7 @@ from types import FrameType
 from loguru import logger
 
 from backend.config.settings import Settings
+from backend.observability.log_format import json_formatter
 
 CONSOLE_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
@@ -70,12 +71,14 @@ class InterceptHandler(logging.Handler):
 def configure_logging(settings: Settings, *, service_name: str | None = None) -> None:
     """(Re)configure sinks; safe to call more than once (tests and the CLI both do)."""
     name = service_name or settings.service_name
+    # JSON: every line one object with the request/execution context (observability/log_format).
+    json_format = json_formatter(name) if settings.json_logs else None
     logger.remove()
     logger.add(
         sys.stderr,
         level=settings.log_level,
-        format=CONSOLE_FORMAT,
-        serialize=settings.log_json,
+        format=json_format or CONSOLE_FORMAT,
+        colorize=False if json_format else None,
         backtrace=False,
         diagnose=False,
     )
@@ -85,13 +88,12 @@ def configure_logging(settings: Settings, *, service_name: str | None = None) ->
             logger.add(
                 str(settings.log_dir / f"{name}.{level}.{{time:YYYY-MM-DD}}.log"),
                 level=level,
-                format=FILE_FORMAT,
+                format=json_format or FILE_FORMAT,
                 rotation="00:00",
                 retention="14 days",
                 enqueue=True,
                 backtrace=False,
                 diagnose=False,
-                serialize=settings.log_json,
             )
 
     # The root level is the configured one, not 0: a record below it would be built, routed to

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     log_dir: Path = Path("logs")
     log_to_files: bool = True
+    # text: human-readable lines; json: one JSON object per line with the request/execution
+    # context (docs/operations.md). CREWQL_LOG_JSON=true is the older spelling of json.
+    log_format: Literal["text", "json"] = "text"
     log_json: bool = False
 
     max_query_depth: int = Field(default=12, ge=1)
@@ -103,6 +106,22 @@ class Settings(BaseSettings):
     max_running_executions_per_key: int = Field(default=10, ge=0)
     # Comma-separated browser origins allowed to open websockets, e.g. http://localhost:5173
     allowed_origins: str = ""
+
+    # Observability (docs/operations.md). With authentication on, /metrics answers an admin key
+    # or this token (Authorization: Bearer <token>); `crewql worker --metrics-port` likewise.
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # OpenTelemetry (the `otel` extra, configured by the standard OTEL_* variables). None: on
+    # when OTEL_TRACES_EXPORTER or an OTLP endpoint is set. Prompt bodies, outputs and inputs go
+    # into spans only with CREWQL_TRACE_CONTENT=true.
+    tracing: bool | None = None
+    trace_content: bool = False
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -166,6 +185,10 @@ class Settings(BaseSettings):
                 "authentication on (CREWQL_AUTH_ENABLED=true, keys: `crewql apikey create`)"
             )
         return self
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" or self.log_json
 
     @property
     def is_sqlite(self) -> bool:

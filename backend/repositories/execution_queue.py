@@ -110,3 +110,11 @@ class ExecutionQueueRepository:
         if worker_id is not None:
             stmt = stmt.where(Execution.worker_id == worker_id)
         return cast(list[Row[Any]], list((await self.session.execute(stmt)).all()))
+
+    async def queued_stats(self) -> tuple[int, datetime | None]:
+        """How many executions are QUEUED, in every workspace, and when the oldest was created."""
+        stmt = select(func.count(), func.min(Execution.created_at)).where(
+            Execution.status == ExecutionStatus.QUEUED
+        )
+        count, oldest = (await self.session.execute(stmt)).one()
+        return int(count), oldest

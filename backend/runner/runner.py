@@ -22,6 +22,7 @@ from pathlib import Path
 from loguru import logger
 
 from backend.config.settings import Settings
+from backend.observability import metrics
 from backend.runner.engine import Cancelled, SequentialEngine, TaskFailed
 from backend.runner.reporter import CancelState, ExecutionReporter
 from backend.runner.resilience import LeaseClock, persist
@@ -156,6 +157,7 @@ class Runner:
             await self.reap()
         except Exception as exc:
             logger.error("runner could not check for crashed executions yet: {}", exc)
+        metrics.runner_slots(capacity=self.settings.runner_concurrency)
         self._background = [
             asyncio.create_task(self._claim_loop(), name="runner-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="runner-heartbeat"),
@@ -195,6 +197,8 @@ class Runner:
         for task in heartbeat:
             task.cancel()
         await asyncio.gather(*heartbeat, return_exceptions=True)
+        if self._background:
+            metrics.runner_slots(capacity=-self.settings.runner_concurrency)
         logger.info("runner {} stopped", self.worker_id)
 
     # ------------------------------------------------------------ loops
@@ -229,6 +233,7 @@ class Runner:
 
     async def reap(self) -> int:
         crashed = await self.service.reap(stopped_local_worker(self.worker_id))
+        metrics.executions_reaped(crashed)
         if crashed:
             logger.warning("marked {} execution(s) of stopped runners CRASHED", crashed)
         return crashed
@@ -294,8 +299,13 @@ class Runner:
 
     def _start(self, run: RunHandle) -> None:
         cancel = CancelState()
-        task = asyncio.create_task(self._execute(run, cancel), name=f"execution-{run.id}")
+        # Every log line of the run says which execution and worker it belongs to (the task
+        # copies the context as it is here).
+        with logger.contextualize(execution_id=str(run.id), worker_id=self.worker_id):
+            task = asyncio.create_task(self._execute(run, cancel), name=f"execution-{run.id}")
         self._running[run.id] = _Running(run, task, cancel)
+        metrics.runner_slots(busy=1)
+        task.add_done_callback(lambda _: metrics.runner_slots(busy=-1))
         if run.id in self._early_cancels:
             self.cancel(run.id, self._early_cancels.pop(run.id))
 

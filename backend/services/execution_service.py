@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row
@@ -21,6 +22,7 @@ from sqlalchemy import ColumnElement, Row
 from backend.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from backend.core.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.events.bus import STATUS_EVENTS, BusEvent, EventBus, UpdateSubscription
+from backend.observability import metrics
 from backend.schemas import (
     TERMINAL,
     CrewConfig,
@@ -566,6 +568,11 @@ class ExecutionService:
                 )
         return handles
 
+    async def queue_stats(self) -> tuple[int, datetime | None]:
+        """QUEUED executions of every workspace and the oldest one's creation (for metrics)."""
+        async with self._read_uow() as uow:
+            return await uow.queue.queued_stats()
+
     async def heartbeat(self, worker_id: str, execution_ids: Sequence[uuid.UUID]) -> None:
         now = utcnow()
         async with self._uow() as uow:
@@ -776,6 +783,7 @@ class ExecutionService:
         current = S(row.status)
         if status != current and not (current == S.QUEUED and status == S.QUEUED):
             execution_status.check(row.id, current, status)
+            uow.after_commit(partial(metrics.execution_transition, current, status))
         now = utcnow()
         updated = await uow.executions.advance(
             row.workspace_id, row.id, len(events), {"status": status, "updated_at": now, **values}

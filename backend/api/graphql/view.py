@@ -59,6 +59,7 @@ from backend.api.graphql.streaming import (
     StreamSlots,
     too_many_streams_message,
 )
+from backend.api.instrumentation import count_refusal
 from backend.config.settings import Settings
 from backend.core.auth import RateLimited, Unauthenticated
 from backend.services.container import Services
@@ -216,12 +217,14 @@ class GraphQLView(GraphQL[Context, None]):
         extensions: dict[str, Any] | None = None,
         code: str | None = None,
     ) -> Response:
+        code = code or STATUS_CODES.get(status, "BAD_REQUEST")
+        count_refusal(code)
         body = {
             "errors": [
                 {
                     "message": message,
                     "extensions": {
-                        "code": code or STATUS_CODES.get(status, "BAD_REQUEST"),
+                        "code": code,
                         **(extensions or {}),
                     },
                 }

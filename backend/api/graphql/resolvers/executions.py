@@ -27,6 +27,7 @@ from backend.api.graphql.types.execution import (
 )
 from backend.api.graphql.types.pagination import Connection
 from backend.core.errors import DomainError, NotFound
+from backend.observability import metrics
 from backend.schemas import ExecutionCreate, ExecutionStatus
 
 if TYPE_CHECKING:
@@ -182,9 +183,12 @@ class ExecutionSubscription:
         if parsed is None:
             raise ClientError(f"Execution {execution_id} does not exist.", "NOT_FOUND")
         stream = ctx.services.executions.stream_events(ctx.workspace_id, parsed, after=after or 0)
+        clock = metrics.DeliveryClock("executionEvents")
         try:
-            async for event in stream:
-                yield event_type(event)
+            with metrics.subscription_open("executionEvents"):
+                async for event in stream:
+                    clock.delivered(event.created_at)
+                    yield event_type(event)
         except NotFound as missing:
             raise ClientError(missing.message, "NOT_FOUND") from None
         finally:
@@ -201,8 +205,11 @@ class ExecutionSubscription:
         stream = ctx.services.executions.stream_updates(
             ctx.workspace_id, statuses=flt.statuses or (), crew_id=_crew_id(flt)
         )
+        clock = metrics.DeliveryClock("executionUpdates")
         try:
-            async for event in stream:
-                yield event_type(event)
+            with metrics.subscription_open("executionUpdates"):
+                async for event in stream:
+                    clock.delivered(event.created_at)
+                    yield event_type(event)
         finally:
             await stream.aclose()
