@@ -84,6 +84,8 @@ class ExecutionTask(Base):
     agent_name: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(20))
     output: Mapped[str] = mapped_column(Text, default="")
+    # The answer as JSON, when the task has an output schema (it validated against it).
+    output_json: Mapped[Any | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -4,8 +4,19 @@ read as context; `task_context` keeps that ordered list."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base
@@ -23,6 +34,10 @@ class Task(IdMixin, WorkspaceOwnedMixin, TimestampMixin, Base):
     agent_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("agents.id", ondelete="RESTRICT"), index=True
     )
+    # The execution waits for a person to approve its answer (or send feedback) before going on.
+    human_input: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A JSON Schema the final answer must validate against (checked when it is set).
+    output_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class TaskContext(Base):

@@ -31,7 +31,17 @@ class GraphColumns:
     """Every column `graph_rows` can read for each object, in row order."""
 
     crew = ("id", "name", "description", "process", "created_at", "updated_at")
-    task = ("id", "name", "description", "expected_output", "agent_id", "created_at", "updated_at")
+    task = (
+        "id",
+        "name",
+        "description",
+        "expected_output",
+        "agent_id",
+        "human_input",
+        "output_schema",
+        "created_at",
+        "updated_at",
+    )
     agent = (
         "id",
         "name",

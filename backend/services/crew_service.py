@@ -285,7 +285,15 @@ class CrewService:
     ) -> TaskResponse:
         changes = data.model_dump(exclude_unset=True)
         self._refuse_null(
-            changes, ("name", "description", "expected_output", "agent_id", "context_task_ids")
+            changes,
+            (
+                "name",
+                "description",
+                "expected_output",
+                "agent_id",
+                "context_task_ids",
+                "human_input",
+            ),
         )
         context_ids: list[uuid.UUID] | None = changes.pop("context_task_ids", None)
         async with self._uow() as uow:

@@ -46,6 +46,10 @@ TASK_KEYS = {
     "expected_output": "expected_output",
     "agent": "agent",
     "context": "context",
+    "human_input": "human_input",
+    # Not a CrewAI key: CrewAI's `output_json` names a Python class, which YAML cannot carry.
+    # A JSON Schema given as `output_json` (a mapping) is read too.
+    "output_schema": "output_schema",
 }
 
 # Why common keys have no crewql counterpart; any other unknown key gets a generic warning.
@@ -55,9 +59,8 @@ WHY_NOT = {
     "tools": "crewql agents have no tools yet",
     "output_file": "crewql keeps outputs with the execution; read them through the API",
     "async_execution": "crewql runs a crew's tasks one after another",
-    "output_pydantic": "crewql cannot load Python classes",
-    "output_json": "crewql cannot load Python classes",
-    "human_input": "crewql tasks do not ask for human input yet",
+    "output_pydantic": "crewql cannot load Python classes; give output_schema, a JSON Schema",
+    "output_json": "crewql cannot load Python classes; give output_schema, a JSON Schema",
     "callback": "crewql cannot load Python code",
 }
 
@@ -175,6 +178,8 @@ class _Reader:
         values: dict[str, Any] = {}
         for name, value in document.entries[key].items():
             target = keys.get(name)
+            if name == "output_json" and isinstance(value, dict) and keys is TASK_KEYS:
+                target = "output_schema"
             if target is None:
                 why = WHY_NOT.get(name, "crewql has no such setting")
                 self.warn(document, f"{name!r} is not imported: {why}.", key, name)
@@ -360,9 +365,9 @@ def _entry(config: BaseModel, keys: dict[str, str], skip: Iterable[str] = ()) ->
     values = {}
     for key, name in keys.items():
         value = getattr(config, name)
-        if key in skip or value is None or value == "":
-            continue
-        values[key] = value.value if hasattr(value, "value") else value
+        if key in skip or value is None or value == "" or value is False:
+            continue  # a default: CrewAI's own, or crewql's
+        values[key] = value
     return values
 
 

@@ -14,7 +14,7 @@ from backend.schemas import AgentResponse, CrewConfig, CrewResponse, TaskRespons
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 AGENT_FIELDS = ("name", "role", "goal", "backstory", "llm", "temperature", "max_iterations")
 # A task's own fields, stored and snapshotted alike (its agent and context are names in a config).
-TASK_FIELDS = ("name", "description", "expected_output")
+TASK_FIELDS = ("name", "description", "expected_output", "human_input", "output_schema")
 
 
 def snapshot_of(

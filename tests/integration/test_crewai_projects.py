@@ -154,12 +154,22 @@ edit:
   expected_output: The article
   agent: editor
   context: [draft]
+  human_input: true
+  output_json:
+    type: object
+    properties: {title: {type: string}}
+score:
+  description: Score it
+  expected_output: A score
+  agent: editor
+  output_json: ArticleScore
 """
     result = await import_project(client, agents, tasks)
     assert result["__typename"] == "CrewaiImport", result
     messages = {w["path"]: w["message"] for w in result["warnings"]}
     assert "imported as 'openai/gpt-4o'" in messages["editor.llm"]
     assert "gives it none" in messages["notes.context"]
+    assert "cannot load Python classes" in messages["score.output_json"]
     exported = (await client.execute(EXPORT, {"id": result["crew"]["id"]}))["exportCrewai"]
     assert [w["path"] for w in exported["warnings"]] == ["notes.context"]
     agent_map = yaml.safe_load(exported["agentsYaml"])
@@ -175,6 +185,12 @@ edit:
     task_map = yaml.safe_load(exported["tasksYaml"])
     assert task_map["notes"]["context"] == []
     assert task_map["edit"]["context"] == ["draft"]
+    assert task_map["edit"]["human_input"] is True
+    assert task_map["edit"]["output_schema"] == {
+        "type": "object",
+        "properties": {"title": {"type": "string"}},
+    }
+    assert "human_input" not in task_map["draft"]
     copy = await import_project(
         client, exported["agentsYaml"], exported["tasksYaml"], name="copy", namePrefix="v2-"
     )
@@ -183,6 +199,7 @@ edit:
         ("v2-draft", []),
         ("v2-notes", []),
         ("v2-edit", ["v2-draft"]),
+        ("v2-score", ["v2-draft", "v2-notes", "v2-edit"]),
     ]
 
 
@@ -224,6 +241,7 @@ async def test_unmappable_keys_are_warnings_with_their_line(client: GraphQLClien
         ),
         (AGENTS, "research_task:\n  description: [1, 2]\n", ("tasksYaml", "line 2")),
         ("# only a comment\n", TASKS, ("agentsYaml", "agents.yaml is empty")),
+        (AGENTS, TASKS + "  output_schema: {type: string}\n", ("tasksYaml", "line 19: report")),
         ("a: 1\n---\nb: 2\n", TASKS, ("agentsYaml", "line 2")),
     ],
 )

@@ -9,6 +9,7 @@ from backend.schemas.agent.base import AgentBase
 from backend.schemas.base import InputSchema
 from backend.schemas.common.fields import Name, OptionalText, Text
 from backend.schemas.crew.base import CrewProcess
+from backend.schemas.task.base import OutputSchema
 
 
 class AgentConfig(AgentBase):
@@ -22,6 +23,10 @@ class TaskConfig(InputSchema):
     agent: Name = Field(description="The name of one of the config's agents.")
     context: list[Name] = Field(
         default_factory=list, max_length=50, description="Names of earlier tasks it reads."
+    )
+    human_input: bool = Field(default=False, description="Wait for a person's approval.")
+    output_schema: OutputSchema | None = Field(
+        default=None, description="A JSON Schema (of an object) the answer must validate against."
     )
 
 

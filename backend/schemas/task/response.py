@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from backend.schemas.base import ResponseSchema
 
@@ -13,5 +14,7 @@ class TaskResponse(ResponseSchema):
     expected_output: str
     agent_id: uuid.UUID
     context_task_ids: list[uuid.UUID]
+    human_input: bool
+    output_schema: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
+from strawberry.scalars import JSON
 
 from backend.api.graphql.types.agent import Agent
 from backend.schemas import TaskResponse
@@ -19,6 +20,9 @@ class Task:
     id: strawberry.ID
     agent_id: strawberry.ID
     context_task_ids: list[strawberry.ID]
+    output_schema: JSON | None = strawberry.field(
+        description="The JSON Schema the answer must validate against, if any."
+    )
     agent: Agent = strawberry.field(
         default=None,
         description="The agent that performs this task.",
