@@ -33,6 +33,19 @@ class ExecutionRepository(BaseRepository[Execution]):
         row: Row[Any] | None = (await self.session.execute(stmt)).first()
         return row
 
+    async def status_counts(
+        self, workspace_id: uuid.UUID, crew_id: uuid.UUID | None = None
+    ) -> dict[str, int]:
+        """How many executions of the workspace (of one crew) are in each status."""
+        stmt = (
+            select(Execution.status, func.count())
+            .where(Execution.workspace_id == workspace_id)
+            .group_by(Execution.status)
+        )
+        if crew_id is not None:
+            stmt = stmt.where(Execution.crew_id == crew_id)
+        return {str(status): int(count) for status, count in (await self.session.execute(stmt))}
+
     async def by_idempotency_key(self, workspace_id: uuid.UUID, key: str) -> Row[Any] | None:
         stmt = self._select(workspace_id).where(Execution.idempotency_key == key)
         row: Row[Any] | None = (await self.session.execute(stmt)).first()

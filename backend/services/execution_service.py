@@ -297,6 +297,13 @@ class ExecutionService:
             )
         return Page([_execution(r) for r in rows.items], rows.has_next_page, rows.has_previous_page)
 
+    async def status_counts(
+        self, workspace_id: uuid.UUID, crew_id: uuid.UUID | None = None
+    ) -> dict[ExecutionStatus, int]:
+        async with self._read_uow() as uow:
+            counts = await uow.executions.status_counts(workspace_id, crew_id)
+        return {status: counts.get(status.value, 0) for status in ExecutionStatus}
+
     async def tasks_of(
         self, workspace_id: uuid.UUID, execution_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, list[ExecutionTaskResponse]]:
@@ -424,9 +431,13 @@ class ExecutionService:
         *,
         statuses: Sequence[ExecutionStatus] = (),
         crew_id: uuid.UUID | None = None,
+        after: datetime | None = None,
     ) -> AsyncGenerator[ExecutionEventResponse, None]:
         """Status changes of this workspace's executions that match, for as long as the caller
-        stays (a dashboard). A lagging caller gets the latest status of each execution."""
+        stays (a dashboard). A lagging caller gets the latest status of each execution.
+
+        With `after`, the changes stored since then come first (read once the feed is
+        subscribed, so none falls between the two): a reconnecting dashboard misses nothing."""
         wanted = {s.value for s in statuses}
 
         def accepts(item: BusEvent) -> bool:
@@ -438,9 +449,16 @@ class ExecutionService:
 
         delivered: OrderedDict[uuid.UUID, int] = OrderedDict()  # execution -> last seq sent
         async with self.bus.subscribe_updates(accepts) as feed:
+            backlog: list[BusEvent] | None = None
+            if after is not None:
+                backlog = await self._status_changes_since(workspace_id, after)
             while True:
-                batch = await feed.next_batch()
-                missed_since = feed.take_missed()
+                if backlog is not None:
+                    batch, missed_since = [item for item in backlog if accepts(item)], None
+                    backlog = None
+                else:
+                    batch = await feed.next_batch()
+                    missed_since = feed.take_missed()
                 if missed_since is not None:  # the bus lost its connection: re-read the table
                     batch = [*await self._status_changes_since(workspace_id, missed_since), *batch]
                     batch = [item for item in batch if accepts(item)]

@@ -15,9 +15,11 @@ from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR, request_error
 from backend.api.graphql.extensions import build_extensions, is_expected
 from backend.api.graphql.resolvers.agents import AgentMutation, AgentQuery
 from backend.api.graphql.resolvers.api_keys import ApiKeyMutation, ApiKeyQuery
+from backend.api.graphql.resolvers.caller import CallerQuery
 from backend.api.graphql.resolvers.crewai import CrewaiMutation, CrewaiQuery
 from backend.api.graphql.resolvers.crews import CrewMutation, CrewQuery
 from backend.api.graphql.resolvers.executions import (
+    ExecutionCountQuery,
     ExecutionMutation,
     ExecutionQuery,
     ExecutionSubscription,
@@ -26,7 +28,17 @@ from backend.api.graphql.resolvers.tasks import TaskMutation, TaskQuery
 from backend.config.settings import Settings
 
 Query = merge_types(
-    "Query", (AgentQuery, TaskQuery, CrewQuery, CrewaiQuery, ExecutionQuery, ApiKeyQuery)
+    "Query",
+    (
+        AgentQuery,
+        TaskQuery,
+        CrewQuery,
+        CrewaiQuery,
+        ExecutionQuery,
+        ExecutionCountQuery,
+        ApiKeyQuery,
+        CallerQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",

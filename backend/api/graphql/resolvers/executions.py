@@ -126,6 +126,30 @@ class ExecutionQuery:
         )
 
 
+@strawberry.type(description="How many executions are in one status.")
+class ExecutionStatusCount:
+    status: ExecutionStatus
+    count: int
+
+
+@strawberry.type
+class ExecutionCountQuery:
+    @strawberry.field(
+        description="How many executions of your workspace (of one crew) are in each status."
+    )
+    async def execution_status_counts(
+        self, info: Info, crew_id: strawberry.ID | None = None
+    ) -> list[ExecutionStatusCount]:
+        ctx = info.context
+        parsed = None
+        if crew_id is not None:
+            parsed = parse_id(crew_id)
+            if parsed is None:
+                raise ClientError("`crewId` is not a valid id.", argument="crewId")
+        counts = await ctx.services.executions.status_counts(ctx.workspace_id, parsed)
+        return [ExecutionStatusCount(status=s, count=n) for s, n in counts.items()]
+
+
 @strawberry.type
 class ExecutionMutation:
     @strawberry.mutation(description="Launch a crew; watch it with executionEvents.")
@@ -195,15 +219,21 @@ class ExecutionSubscription:
             await stream.aclose()
 
     @strawberry.subscription(
-        description="A live feed of status changes of your executions, for dashboards."
+        description="A live feed of status changes of your executions, for dashboards. With "
+        "`after`, the changes stored at or after that instant come first (a reconnecting "
+        "dashboard passes the `createdAt` of the last change it saw); events repeated across "
+        "a reconnect have the same `executionId` and `seq`."
     )
     async def execution_updates(
-        self, info: Info, filter: ExecutionUpdatesFilter | None = None
+        self,
+        info: Info,
+        filter: ExecutionUpdatesFilter | None = None,
+        after: datetime | None = None,
     ) -> AsyncGenerator[ExecutionEvent, None]:
         ctx = info.context
         flt = filter or ExecutionUpdatesFilter()
         stream = ctx.services.executions.stream_updates(
-            ctx.workspace_id, statuses=flt.statuses or (), crew_id=_crew_id(flt)
+            ctx.workspace_id, statuses=flt.statuses or (), crew_id=_crew_id(flt), after=after
         )
         clock = metrics.DeliveryClock("executionUpdates")
         try:
