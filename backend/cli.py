@@ -78,13 +78,23 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_export_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from backend.api.graphql.possible_types import possible_types
     from backend.api.graphql.schema import build_schema
 
-    sdl = build_schema(load_settings(log_to_files=False)).as_str() + "\n"
+    schema = build_schema(load_settings(log_to_files=False))
+    sdl = schema.as_str() + "\n"
     if args.output:
         Path(args.output).write_text(sdl, encoding="utf-8")
-    else:
+    elif not args.possible_types:
         sys.stdout.write(sdl)
+    if args.possible_types:
+        from graphql import build_schema as from_sdl
+
+        mapping = possible_types(from_sdl(sdl))
+        text = json.dumps(mapping, indent=2) + "\n"
+        Path(args.possible_types).write_text(text, encoding="utf-8")
     return 0
 
 
@@ -125,11 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export-schema", help="print the GraphQL schema (SDL)")
     export.add_argument("--output", "-o", help="write to this file instead of standard output")
+    export.add_argument(
+        "--possible-types",
+        metavar="FILE",
+        help="also write Apollo Client's possibleTypes map (JSON) to FILE (docs/clients.md)",
+    )
     export.set_defaults(func=cmd_export_schema)
 
     from backend.cli_auth import add_auth_commands
+    from backend.cli_documents import add_document_commands
 
     add_auth_commands(sub)
+    add_document_commands(sub)
 
     from backend.cli_crewai import add_crewai_commands
 

@@ -34,6 +34,7 @@ from backend.models import (
     Execution,
     ExecutionEvent,
     ExecutionTask,
+    PersistedDocument,
     Task,
     TaskContext,
     Workspace,
@@ -166,6 +167,7 @@ async def _clean(application: Starlette) -> None:
             Task,
             Agent,
             ApiKey,
+            PersistedDocument,
         ):
             await connection.execute(delete(model))
         await connection.execute(delete(Workspace).where(Workspace.id != DEFAULT_WORKSPACE_ID))

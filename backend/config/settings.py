@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     max_running_executions_per_key: int = Field(default=10, ge=0)
     # Comma-separated browser origins allowed to open websockets, e.g. http://localhost:5173
     allowed_origins: str = ""
+    # Run only the documents an operator loaded with `crewql documents add` (GraphQL's "trusted
+    # documents"); any other text is refused and APQ stops registering (docs/clients.md).
+    trusted_documents_only: bool = False
 
     # Observability (docs/operations.md). With authentication on, /metrics answers an admin key
     # or this token (Authorization: Bearer <token>); `crewql worker --metrics-port` likewise.

@@ -26,6 +26,7 @@ from backend.repositories.api_key import ApiKeyRepository
 from backend.repositories.crew import CrewRepository
 from backend.repositories.execution import ExecutionRepository
 from backend.repositories.execution_queue import ExecutionQueueRepository
+from backend.repositories.persisted_document import PersistedDocumentRepository
 from backend.repositories.task import TaskRepository
 from backend.repositories.workspace import WorkspaceRepository
 
@@ -41,6 +42,7 @@ class UnitOfWork:
     executions: ExecutionRepository
     queue: ExecutionQueueRepository
     api_keys: ApiKeyRepository
+    documents: PersistedDocumentRepository
 
     def __init__(
         self,
@@ -63,6 +65,7 @@ class UnitOfWork:
         self.executions = ExecutionRepository(self.session)
         self.queue = ExecutionQueueRepository(self.session)
         self.api_keys = ApiKeyRepository(self.session)
+        self.documents = PersistedDocumentRepository(self.session)
         return self
 
     async def __aexit__(

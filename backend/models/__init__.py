@@ -4,6 +4,7 @@ from backend.models.agent import Agent
 from backend.models.api_key import ApiKey
 from backend.models.crew import Crew, CrewTask
 from backend.models.execution import Execution, ExecutionEvent, ExecutionTask
+from backend.models.persisted_document import PersistedDocument
 from backend.models.task import Task, TaskContext
 from backend.models.workspace import DEFAULT_WORKSPACE_ID, Workspace
 
@@ -16,6 +17,7 @@ __all__ = [
     "Execution",
     "ExecutionEvent",
     "ExecutionTask",
+    "PersistedDocument",
     "Task",
     "TaskContext",
     "Workspace",

@@ -19,6 +19,7 @@ from backend.schemas import ExecutionEventResponse
 from backend.services.auth_service import AuthService
 from backend.services.crew_service import CrewService
 from backend.services.crewai_service import CrewaiService
+from backend.services.document_service import DocumentService
 from backend.services.execution_service import ExecutionService
 
 
@@ -29,6 +30,7 @@ class Services:
     executions: ExecutionService
     bus: EventBus
     auth: AuthService
+    documents: DocumentService
     # Per process (core/rate_limit.py): requests a second per key, open subscriptions per key.
     limiter: TokenBucketLimiter
     subscriptions: ConcurrencyCap
@@ -94,6 +96,7 @@ class Services:
             executions=executions,
             bus=bus,
             auth=auth,
+            documents=DocumentService(write_uow, read_uow),
             limiter=TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             subscriptions=ConcurrencyCap(settings.max_subscriptions_per_key),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from cross_web import HTTPException
 from graphql import GraphQLError
 from strawberry.utils.str_converters import to_camel_case
 
@@ -31,6 +32,14 @@ BAD_USER_INPUT = "BAD_USER_INPUT"
 INTERNAL = "INTERNAL"
 # What a caller sees instead of a bug's message (the bug itself goes to the log).
 UNEXPECTED_ERROR = "Unexpected error."
+
+
+class CodedHTTPException(HTTPException):
+    """A request refused before execution, with a code more precise than its status's."""
+
+    def __init__(self, status_code: int, reason: str, code: str) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
 
 
 class ClientError(GraphQLError):

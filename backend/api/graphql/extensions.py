@@ -42,6 +42,7 @@ from strawberry.schema.schema import validate_document
 from backend.api.graphql.authorization import RoleCheck
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR
 from backend.api.graphql.limits import Limits, limit_errors
+from backend.api.graphql.persisted import TrustedDocuments
 from backend.api.instrumentation import ObserveOperations
 from backend.config.settings import Settings
 from backend.core.errors import DomainError
@@ -173,6 +174,7 @@ def build_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] |
         lambda: ParserCache(maxsize=CACHE_SIZE),
         RequireOperationName,
         lambda: LimitedValidation(validate),
+        TrustedDocuments,  # after LimitedValidation, whose errors it may replace
         MaskUnexpectedErrors,
         FreshLoadersPerOperation,
         RoleCheck,

@@ -48,10 +48,16 @@ from backend.api.graphql.authentication import (
     check_rate,
 )
 from backend.api.graphql.context import Context
-from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR, request_error_code
+from backend.api.graphql.errors import (
+    INTERNAL,
+    UNEXPECTED_ERROR,
+    CodedHTTPException,
+    request_error_code,
+)
 from backend.api.graphql.extensions import is_expected
 from backend.api.graphql.loaders import Loaders
 from backend.api.graphql.negotiation import GRAPHQL_RESPONSE, JSON, RequestAdapter, negotiate
+from backend.api.graphql.persisted import fill_query
 from backend.api.graphql.streaming import (
     PROTOCOLS,
     STREAM_TRANSPORTS,
@@ -82,14 +88,6 @@ JSON_CONTAINER = re.compile(rb"[ \t\r\n]*[{\[]")
 
 class BodyTooLarge(Exception):
     pass
-
-
-class CodedHTTPException(HTTPException):
-    """A request refused before execution, with a code more precise than its status's."""
-
-    def __init__(self, status_code: int, reason: str, code: str) -> None:
-        super().__init__(status_code, reason)
-        self.code = code
 
 
 def is_request_error(result: ExecutionResult) -> bool:
@@ -265,6 +263,8 @@ class GraphQLView(GraphQL[Context, None]):
     def should_render_graphql_ide(self, request: Any) -> bool:
         # Strawberry runs `?query=` as a query even for a browser; a browser gets GraphiQL with the
         # query in its editor (links to GraphiQL with a prepared query work that way).
+        if any(name in request.query_params for name in ("extensions", "documentId")):
+            return False  # a persisted query (Apollo's GET sends `Accept: */*`), not a person
         if super().should_render_graphql_ide(request):
             return True
         accept = request.headers.get("accept", "")
@@ -313,6 +313,8 @@ class GraphQLView(GraphQL[Context, None]):
                 ) from exc
             raise
         if not isinstance(data, list):
+            media_type = negotiate(request.headers.get("accept"))
+            await fill_query(data, request, self.services.documents, media_type)
             if not data.query:
                 raise HTTPException(400, "No GraphQL query found in the request.")
             if not isinstance(data.operation_name, str | None):
