@@ -116,6 +116,28 @@ def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+SettingsCommand = Callable[[Settings, argparse.Namespace], None]
+
+
+def settings_command(command: SettingsCommand) -> Callable[[argparse.Namespace], int]:
+    """A command run with the settings (`--database-url` applied); a CliError it raises is one
+    line on standard error and exit status 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        overrides: dict[str, object] = {"service_name": "cli"}
+        if args.database_url:
+            overrides["database_url"] = args.database_url
+        settings = load_settings(**overrides)
+        try:
+            command(settings, args)
+        except CliError as exc:
+            say(f"crewql: {exc}")
+            return 1
+        return 0
+
+    return run
+
+
 async def _with_service(settings: Settings, command: Command, args: argparse.Namespace) -> None:
     from backend.core.unit_of_work import UnitOfWork
 

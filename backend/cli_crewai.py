@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -25,9 +25,10 @@ from backend.cli_auth import (
     migrated_database,
     one_line,
     say,
+    settings_command,
     workspace_option,
 )
-from backend.config.settings import Settings, load_settings
+from backend.config.settings import Settings
 from backend.core.errors import DomainError, ValidationFailed
 from backend.schemas.crewai import CrewaiImport, CrewaiImportResult, CrewaiProject, CrewaiWarning
 from backend.services.crewai_format import AGENTS_FILE, TASKS_FILE
@@ -49,7 +50,7 @@ def add_crewai_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
     crewai_in.add_argument("--name", help="the crew's name (default: the project's name)")
     crewai_in.add_argument("--prefix", help="put before every agent and task name")
     _common_options(crewai_in)
-    crewai_in.set_defaults(func=_run(import_crewai))
+    crewai_in.set_defaults(func=settings_command(import_crewai))
 
     exporting = sub.add_parser("export", help="export a crew for another tool")
     export_sub = exporting.add_subparsers(dest="export_format", required=True)
@@ -60,31 +61,12 @@ def add_crewai_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
     crewai_out.add_argument("directory", help="where to write the two files (created if needed)")
     crewai_out.add_argument("--force", action="store_true", help="overwrite existing files")
     _common_options(crewai_out)
-    crewai_out.set_defaults(func=_run(export_crewai))
+    crewai_out.set_defaults(func=settings_command(export_crewai))
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
     workspace_option(parser)
     database_option(parser)
-
-
-Command = Callable[[Settings, argparse.Namespace], None]
-
-
-def _run(command: Command) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        overrides: dict[str, object] = {"service_name": "cli"}
-        if args.database_url:
-            overrides["database_url"] = args.database_url
-        settings = load_settings(**overrides)
-        try:
-            command(settings, args)
-        except CliError as exc:
-            say(f"crewql: {exc}")
-            return 1
-        return 0
-
-    return run
 
 
 def find_config(directory: Path) -> tuple[Path, str]:

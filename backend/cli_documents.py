@@ -15,8 +15,15 @@ from pathlib import Path
 
 from graphql import GraphQLError, GraphQLSchema, build_schema, parse, validate
 
-from backend.cli_auth import CliError, SubParsers, database_option, migrated_database, say
-from backend.config.settings import Settings, load_settings
+from backend.cli_auth import (
+    CliError,
+    SubParsers,
+    database_option,
+    migrated_database,
+    say,
+    settings_command,
+)
+from backend.config.settings import Settings
 from backend.services.document_service import (
     DocumentService,
     ManifestError,
@@ -33,25 +40,16 @@ def add_document_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
     )
     add.add_argument("manifest", type=Path, help="the manifest's JSON file")
     database_option(add)
-    add.set_defaults(func=documents_add)
+    add.set_defaults(func=settings_command(documents_add))
 
 
-def documents_add(args: argparse.Namespace) -> int:
-    overrides: dict[str, object] = {"service_name": "cli"}
-    if args.database_url:
-        overrides["database_url"] = args.database_url
-    settings = load_settings(**overrides)
-    try:
-        documents = read_manifest(args.manifest, settings)
-        asyncio.run(_store(settings, documents))
-    except CliError as exc:
-        say(f"crewql: {exc}")
-        return 1
+def documents_add(settings: Settings, args: argparse.Namespace) -> None:
+    documents = read_manifest(args.manifest, settings)
+    asyncio.run(_store(settings, documents))
     say(
         f"Loaded {len(documents)} trusted documents from {args.manifest}. They run when "
         "CREWQL_TRUSTED_DOCUMENTS_ONLY=true (and always by hash)."
     )
-    return 0
 
 
 def read_manifest(path: Path, settings: Settings) -> list[TrustedDocument]:

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,19 @@ def client(http: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(http)
 
 
+@asynccontextmanager
+async def app_http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An app of its own over `settings` (another replica of a database, other settings), and
+    a client for it; its engine is disposed of afterwards."""
+    application = create_app(settings)
+    try:
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+    finally:
+        await application.state.engine.dispose()
+
+
 # ----------------------------------------------------------------------------- live server
 
 
@@ -251,7 +265,6 @@ def live_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 # database of its own, once per test module and backend. Nothing above depends on this section.
 
 from collections.abc import Callable  # noqa: E402
-from contextlib import asynccontextmanager  # noqa: E402
 from typing import TypeVar  # noqa: E402
 
 from backend.db.migrate import upgrade  # noqa: E402

@@ -79,12 +79,8 @@ class DocumentService:
         cached = self._documents.get(sha256)
         if cached is not None:
             return cached
-        async with self._read_uow() as uow:
-            row = await uow.documents.get(sha256)
-        if row is None:
-            return None
-        self._remember(row.sha256, row.document, row.trusted)
-        return str(row.document)
+        stored = await self._load(sha256)
+        return None if stored is None else stored[0]
 
     async def find_by_id(self, document_id: str) -> str | None:
         """A `documentId`: `sha256:<hex>`, or a manifest's own id."""
@@ -112,12 +108,17 @@ class DocumentService:
     async def is_trusted(self, sha256: str) -> bool:
         if self._trusted.get(sha256) is not None:
             return True
+        stored = await self._load(sha256)
+        return stored is not None and stored[1]
+
+    async def _load(self, sha256: str) -> tuple[str, bool] | None:
+        """(text, trusted) from the database, remembered."""
         async with self._read_uow() as uow:
             row = await uow.documents.get(sha256)
         if row is None:
-            return False
+            return None
         self._remember(row.sha256, row.document, row.trusted)
-        return bool(row.trusted)
+        return str(row.document), bool(row.trusted)
 
     async def add_trusted(self, documents: Sequence[TrustedDocument]) -> None:
         """Stores a manifest's documents as trusted, all or none."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
@@ -16,23 +16,15 @@ import pytest
 
 import backend.api.routes
 from backend.db.migrate import head_revision, upgrade_async
-from backend.main import create_app
-from tests.conftest import free_port, make_settings
+from tests.conftest import app_http, free_port, make_settings
 from tests.support.databases import (
     sqlite_url,
 )
 
 
-@asynccontextmanager
-async def http_for(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+def http_for(database_url: str) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     """An app on that database, as a replica that does not migrate at start-up would run."""
-    app = create_app(make_settings(database_url, migrate_on_start=False))
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
-    finally:
-        await app.state.engine.dispose()
+    return app_http(make_settings(database_url, migrate_on_start=False))
 
 
 @pytest.fixture

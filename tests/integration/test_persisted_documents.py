@@ -22,9 +22,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from backend.main import create_app
 from backend.services.document_service import ManifestError, parse_manifest
-from tests.conftest import make_settings
+from tests.conftest import app_http, make_settings
 from tests.support.processes import run_crewql
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -63,13 +62,8 @@ def data(response: httpx.Response) -> Any:
 @pytest.fixture
 async def replica(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """A second application over the same database: another replica, with its own caches."""
-    other = create_app(app.state.settings)
-    try:
-        transport = httpx.ASGITransport(app=other)
-        async with httpx.AsyncClient(transport=transport, base_url="http://replica") as client:
-            yield client
-    finally:
-        await other.state.engine.dispose()
+    async with app_http(app.state.settings) as client:
+        yield client
 
 
 async def test_an_unknown_hash_gets_persisted_query_not_found(http: httpx.AsyncClient) -> None:
@@ -178,24 +172,19 @@ async def test_trusted_documents_only_runs_the_loaded_documents(
     manifest = write_manifest(tmp_path / "manifest.json", documents, apollo)
     assert await load(manifest, database_url) == 0
 
-    app = create_app(make_settings(database_url, trusted_documents_only=True))
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            data(await http.post("/graphql", json={"query": trusted}))
-            data(await http.post("/graphql", json=apq(trusted, include_query=False)))
-            (relay_id,) = [k for k in documents if k.startswith("md5-")]
-            data(await http.post("/graphql", json={"documentId": relay_id}))
-            data(await http.post("/graphql", json={"query": relay_style}))
-            for body in ({"query": other}, apq(other, include_query=True)):
-                refused = await http.post("/graphql", json=body)
-                assert code(refused) == "PERSISTED_QUERY_NOT_IN_LIST", refused.text
-                assert "crewql documents add" in refused.json()["errors"][0]["message"]
-            # refused, and not registered by the attempt either
-            unknown = await http.post("/graphql", json=apq(other, include_query=False))
-            assert code(unknown) == "PERSISTED_QUERY_NOT_FOUND"
-    finally:
-        await app.state.engine.dispose()
+    async with app_http(make_settings(database_url, trusted_documents_only=True)) as http:
+        data(await http.post("/graphql", json={"query": trusted}))
+        data(await http.post("/graphql", json=apq(trusted, include_query=False)))
+        (relay_id,) = [k for k in documents if k.startswith("md5-")]
+        data(await http.post("/graphql", json={"documentId": relay_id}))
+        data(await http.post("/graphql", json={"query": relay_style}))
+        for body in ({"query": other}, apq(other, include_query=True)):
+            refused = await http.post("/graphql", json=body)
+            assert code(refused) == "PERSISTED_QUERY_NOT_IN_LIST", refused.text
+            assert "crewql documents add" in refused.json()["errors"][0]["message"]
+        # refused, and not registered by the attempt either
+        unknown = await http.post("/graphql", json=apq(other, include_query=False))
+        assert code(unknown) == "PERSISTED_QUERY_NOT_FOUND"
 
 
 async def test_a_manifest_with_an_invalid_document_loads_nothing(
