@@ -1,7 +1,7 @@
 """persisted documents: APQ registrations and trusted documents, shared by every replica
 
 Revision ID: c465b733cb63
-Revises: f6ed7f4e46dd
+Revises: 5c1d2e7a9b30
 Create Date: 2026-12-04 15:31:15.148865
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from backend.db.types import UTCDateTime
 
 revision: str = "c465b733cb63"
-down_revision: str | None = "f6ed7f4e46dd"
+down_revision: str | None = "5c1d2e7a9b30"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
