@@ -7,6 +7,7 @@ change by hand. A bad setting ends the command with one line that names it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,10 +28,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from backend.config.logging import configure_logging
-    from backend.main import create_app
+    from backend.main import create_app, preflight
 
     settings = _settings(args)
     configure_logging(settings)
+    asyncio.run(preflight(settings))
     app = create_app(settings)
     uvicorn.run(
         app,
@@ -44,13 +46,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    import asyncio
-
     from backend.config.logging import configure_logging
+    from backend.main import preflight
     from backend.worker import run_worker
 
     settings = _settings(args, service_name="worker")
     configure_logging(settings, service_name="worker")
+    asyncio.run(preflight(settings))
     asyncio.run(run_worker(settings))
     return 0
 

@@ -46,6 +46,16 @@ def tune_gc() -> tuple[int, int, int]:
     return previous
 
 
+async def preflight(settings: Settings) -> None:
+    """Checks that need the database before a server or worker starts, so that a refusal is one
+    line from `crewql` rather than a failed lifespan's traceback (SecretsKeyRequired)."""
+    engine = create_engine(settings)
+    try:
+        await Services.build(engine, settings).secrets.check_key()
+    finally:
+        await engine.dispose()
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     engine = create_engine(settings)
@@ -57,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.should_migrate_on_start:
             logger.info("migrating the database to the latest revision")
             await upgrade_async(settings.database_url)
+        await services.secrets.check_key()
         await services.bus.start()
         providers = ProviderRegistry(settings)
         runner = None

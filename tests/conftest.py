@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from starlette.applications import Starlette
 
 from backend.config.settings import Settings, load_settings
@@ -36,6 +36,8 @@ from backend.models import (
     ExecutionEvent,
     ExecutionTask,
     PersistedDocument,
+    McpServer,
+    Secret,
     Task,
     TaskContext,
     Workspace,
@@ -169,9 +171,12 @@ async def _clean(application: Starlette) -> None:
             Agent,
             ApiKey,
             PersistedDocument,
+            McpServer,
+            Secret,
         ):
             await connection.execute(delete(model))
         await connection.execute(delete(Workspace).where(Workspace.id != DEFAULT_WORKSPACE_ID))
+        await connection.execute(update(Workspace).values(http_allowlist=[]))
 
 
 @pytest.fixture

@@ -12,9 +12,33 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from cryptography.fernet import Fernet
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
+
+
+class StdioServer(BaseModel):
+    """An MCP server this deployment starts as a process (from settings only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(min_length=1)
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+
+# Names of MCP servers (registered or from settings): they appear in tool names, `mcp:<name>/x`.
+MCP_SERVER_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
 
@@ -89,6 +113,28 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=3, ge=0, le=10)
     llm_retry_backoff_seconds: float = Field(default=0.5, ge=0)
 
+    # Workspace secrets (docs/security.md): Fernet keys, comma-separated, newest first. Values
+    # are encrypted with the first and decrypted with any; `crewql secrets rotate-key`
+    # re-encrypts every value with the first, after which older keys can be dropped.
+    secrets_key: SecretStr | None = None
+
+    # Tools (docs/agents.md). Every call has a timeout and an output cap; a failure goes back to
+    # the model as a failed tool result and the run goes on.
+    tool_timeout_seconds: float = Field(default=30.0, gt=0, le=3_600)
+    tool_output_max_chars: int = Field(default=20_000, ge=100, le=10_000_000)
+    # http_request: response size, time and redirect caps; private, loopback and link-local
+    # addresses are refused unless allowed here (a deployment that calls its own services).
+    http_tool_max_response_bytes: int = Field(default=1_000_000, ge=1_024)
+    http_tool_timeout_seconds: float = Field(default=15.0, gt=0)
+    http_tool_max_redirects: int = Field(default=3, ge=0, le=20)
+    http_tool_allow_private_addresses: bool = False
+    # MCP servers: how long a server's tool list is kept, and how long connecting may take.
+    mcp_tools_cache_seconds: float = Field(default=30.0, ge=0)
+    mcp_connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    # MCP servers that run as local processes (stdio), offered to every workspace; JSON object
+    # {"name": {"command": "...", "args": [...], "env": {...}}}. Never registrable over the API.
+    mcp_stdio_servers: dict[str, StdioServer] = Field(default_factory=dict)
+
     graphiql: bool = True
     introspection: bool = True
 
@@ -137,6 +183,39 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        """Each key must be a Fernet key (32 url-safe base64 bytes); the message never shows one."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        for position, key in enumerate(value.get_secret_value().split(","), start=1):
+            try:
+                Fernet(key.strip())
+            except ValueError:
+                raise ValueError(
+                    f"key {position} is not a Fernet key (32 url-safe base64-encoded bytes); "
+                    "make one with `crewql secrets generate-key`"
+                ) from None
+        return value
+
+    @field_validator("mcp_stdio_servers")
+    @classmethod
+    def _stdio_names(cls, value: dict[str, StdioServer]) -> dict[str, StdioServer]:
+        for name in value:
+            if not re.fullmatch(MCP_SERVER_NAME_PATTERN, name):
+                raise ValueError(
+                    f"server name {name!r} must be 1 to 40 lowercase letters, digits, '_' or '-'"
+                )
+        return value
+
+    @property
+    def secrets_keys(self) -> list[str]:
+        """The Fernet keys, newest first (empty when none is set)."""
+        if self.secrets_key is None:
+            return []
+        return [k.strip() for k in self.secrets_key.get_secret_value().split(",") if k.strip()]
 
     @property
     def allowed_origin_list(self) -> list[str]:

@@ -27,6 +27,8 @@ from backend.repositories.crew import CrewRepository
 from backend.repositories.execution import ExecutionRepository
 from backend.repositories.execution_queue import ExecutionQueueRepository
 from backend.repositories.persisted_document import PersistedDocumentRepository
+from backend.repositories.mcp_server import McpServerRepository
+from backend.repositories.secret import SecretRepository
 from backend.repositories.task import TaskRepository
 from backend.repositories.workspace import WorkspaceRepository
 
@@ -43,6 +45,8 @@ class UnitOfWork:
     queue: ExecutionQueueRepository
     api_keys: ApiKeyRepository
     documents: PersistedDocumentRepository
+    secrets: SecretRepository
+    mcp_servers: McpServerRepository
 
     def __init__(
         self,
@@ -66,6 +70,8 @@ class UnitOfWork:
         self.queue = ExecutionQueueRepository(self.session)
         self.api_keys = ApiKeyRepository(self.session)
         self.documents = PersistedDocumentRepository(self.session)
+        self.secrets = SecretRepository(self.session)
+        self.mcp_servers = McpServerRepository(self.session)
         return self
 
     async def __aexit__(

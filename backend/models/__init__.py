@@ -5,6 +5,8 @@ from backend.models.api_key import ApiKey
 from backend.models.crew import Crew, CrewTask
 from backend.models.execution import Execution, ExecutionEvent, ExecutionTask
 from backend.models.persisted_document import PersistedDocument
+from backend.models.mcp_server import McpServer
+from backend.models.secret import Secret
 from backend.models.task import Task, TaskContext
 from backend.models.workspace import DEFAULT_WORKSPACE_ID, Workspace
 
@@ -18,6 +20,8 @@ __all__ = [
     "ExecutionEvent",
     "ExecutionTask",
     "PersistedDocument",
+    "McpServer",
+    "Secret",
     "Task",
     "TaskContext",
     "Workspace",

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base
@@ -18,3 +18,7 @@ class Agent(IdMixin, WorkspaceOwnedMixin, TimestampMixin, Base):
     llm: Mapped[str] = mapped_column(String(200), default="simulated")
     temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
     max_iterations: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Catalog names (`http_request`, `mcp:<server>/<tool>`); the task's are added to them.
+    tools: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    # The workspace secret holding the provider's key; None: the provider's default name.
+    api_key_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)

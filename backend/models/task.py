@@ -16,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,6 +39,8 @@ class Task(IdMixin, WorkspaceOwnedMixin, TimestampMixin, Base):
     human_input: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # A JSON Schema the final answer must validate against (checked when it is set).
     output_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Tools for this task on top of its agent's (catalog names).
+    tools: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
 
 class TaskContext(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import String
+from sqlalchemy import JSON, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base
@@ -18,3 +18,8 @@ class Workspace(IdMixin, TimestampMixin, Base):
     __tablename__ = "workspaces"
 
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    # Hosts the `http_request` tool may reach (`api.example.com`, `*.example.com`, `host:8080`);
+    # empty: none. Set by admins (`setHttpAllowlist`).
+    http_allowlist: Mapped[list[str]] = mapped_column(
+        JSON, default=list, server_default=text("'[]'")
+    )

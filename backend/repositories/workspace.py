@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import builtins
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, insert, select
+from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.models import Workspace
@@ -32,3 +33,13 @@ class WorkspaceRepository:
     async def add(self, name: str) -> Row[Any]:
         stmt = insert(self.table).values(name=name).returning(*self.table.c)
         return (await self.session.execute(stmt)).one()
+
+    async def http_allowlist(self, workspace_id: uuid.UUID) -> builtins.list[str]:
+        stmt = select(self.table.c.http_allowlist).where(self.table.c.id == workspace_id)
+        hosts = await self.session.scalar(stmt)
+        return list(hosts or [])
+
+    async def set_http_allowlist(self, workspace_id: uuid.UUID, hosts: builtins.list[str]) -> bool:
+        c = self.table.c
+        stmt = update(self.table).where(c.id == workspace_id).values(http_allowlist=hosts)
+        return bool((await self.session.execute(stmt.returning(c.id))).first())

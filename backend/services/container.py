@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.config.settings import Settings
 from backend.core.rate_limit import ConcurrencyCap, TokenBucketLimiter
+from backend.core.secret_box import SecretBox
+from backend.core.tools.mcp_client import McpToolLister
 from backend.core.unit_of_work import UnitOfWork
 from backend.db.engine import create_sessionmaker
 from backend.events.bus import EventBus
@@ -21,6 +23,9 @@ from backend.services.crew_service import CrewService
 from backend.services.crewai_service import CrewaiService
 from backend.services.document_service import DocumentService
 from backend.services.execution_service import ExecutionService
+from backend.services.mcp_server_service import McpServerService
+from backend.services.secret_service import SecretService
+from backend.services.tool_service import ToolService
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class Services:
     bus: EventBus
     auth: AuthService
     documents: DocumentService
+    secrets: SecretService
+    tools: ToolService
     # Per process (core/rate_limit.py): requests a second per key, open subscriptions per key.
     limiter: TokenBucketLimiter
     subscriptions: ConcurrencyCap
@@ -90,6 +97,12 @@ class Services:
 
             attach(load_events)
         auth = AuthService(write_uow, read_uow, cache_seconds=settings.auth_cache_seconds)
+        secrets = SecretService(write_uow, read_uow, SecretBox(settings.secrets_keys))
+        lister = McpToolLister(
+            ttl=settings.mcp_tools_cache_seconds, timeout=settings.mcp_connect_timeout_seconds
+        )
+        mcp_servers = McpServerService(write_uow, read_uow, secrets, settings.mcp_stdio_servers)
+        tools = ToolService(write_uow, read_uow, mcp_servers, lister)
         return cls(
             crews=crews,
             crewai=CrewaiService(write_uow, crews, known_providers=lambda: KNOWN_PROVIDERS),
@@ -97,6 +110,8 @@ class Services:
             bus=bus,
             auth=auth,
             documents=DocumentService(write_uow, read_uow),
+            secrets=secrets,
+            tools=tools,
             limiter=TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             subscriptions=ConcurrencyCap(settings.max_subscriptions_per_key),
         )

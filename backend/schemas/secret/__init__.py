@@ -1,0 +1,35 @@
+"""Workspace secrets: a name and a value in; names, who set them and when out (never a value)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, SecretStr, StringConstraints
+
+from backend.schemas.base import InputSchema, ResponseSchema
+
+# Environment-variable style, the way providers name their keys: OPENAI_API_KEY, github_token.
+SecretName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$"
+    ),
+]
+MAX_SECRET_CHARS = 10_000
+
+
+class SecretSet(InputSchema):
+    name: SecretName
+    # SecretStr: a repr, a log line or a validation error shows `**********`, never the value.
+    value: SecretStr = Field(min_length=1, max_length=MAX_SECRET_CHARS)
+
+
+class SecretResponse(ResponseSchema):
+    name: str
+    set_by: str = Field(description="Who stored the current value: an API key's prefix, or cli.")
+    created_at: datetime
+    updated_at: datetime
+
+
+__all__ = ["MAX_SECRET_CHARS", "SecretName", "SecretResponse", "SecretSet"]
