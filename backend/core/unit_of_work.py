@@ -26,8 +26,8 @@ from backend.repositories.api_key import ApiKeyRepository
 from backend.repositories.crew import CrewRepository
 from backend.repositories.execution import ExecutionRepository
 from backend.repositories.execution_queue import ExecutionQueueRepository
-from backend.repositories.persisted_document import PersistedDocumentRepository
 from backend.repositories.mcp_server import McpServerRepository
+from backend.repositories.persisted_document import PersistedDocumentRepository
 from backend.repositories.secret import SecretRepository
 from backend.repositories.task import TaskRepository
 from backend.repositories.workspace import WorkspaceRepository

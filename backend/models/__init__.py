@@ -4,8 +4,8 @@ from backend.models.agent import Agent
 from backend.models.api_key import ApiKey
 from backend.models.crew import Crew, CrewTask
 from backend.models.execution import Execution, ExecutionEvent, ExecutionTask
-from backend.models.persisted_document import PersistedDocument
 from backend.models.mcp_server import McpServer
+from backend.models.persisted_document import PersistedDocument
 from backend.models.secret import Secret
 from backend.models.task import Task, TaskContext
 from backend.models.workspace import DEFAULT_WORKSPACE_ID, Workspace
@@ -19,8 +19,8 @@ __all__ = [
     "Execution",
     "ExecutionEvent",
     "ExecutionTask",
-    "PersistedDocument",
     "McpServer",
+    "PersistedDocument",
     "Secret",
     "Task",
     "TaskContext",
