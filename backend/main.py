@@ -72,7 +72,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         providers = ProviderRegistry(settings)
         runner = None
         if settings.runner_enabled:
-            runner = Runner(services.executions, SequentialEngine(providers), settings)
+            runner = Runner(
+                services.executions, SequentialEngine(providers), settings, services.inputs
+            )
             await runner.start()
         app.state.runner = runner
         if not settings.auth_enabled:

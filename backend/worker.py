@@ -27,7 +27,7 @@ async def run_worker(settings: Settings) -> None:
     engine = create_engine(settings)
     services = Services.build(engine, settings)
     providers = ProviderRegistry(settings)
-    runner = Runner(services.executions, SequentialEngine(providers), settings)
+    runner = Runner(services.executions, SequentialEngine(providers), settings, services.inputs)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

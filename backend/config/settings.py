@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     cancel_timeout_seconds: float = Field(default=10.0, gt=0)
     output_flush_interval_seconds: float = Field(default=0.25, ge=0)
     subscriber_buffer: int = Field(default=256, ge=1)
+    # Human input: how long an execution waits for a response (a launch may set its own
+    # `inputTimeoutSeconds`), and what the end of a wait does: fail it (INPUT_TIMEOUT) or approve.
+    input_timeout_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
+    input_timeout_action: Literal["fail", "approve"] = "fail"
 
     # The simulated provider (llm "simulated"): no network, deterministic text.
     simulated_delay_seconds: float = Field(default=0.5, ge=0)

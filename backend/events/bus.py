@@ -28,6 +28,8 @@ STATUS_EVENTS = frozenset(
         EventType.EXECUTION_QUEUED,
         EventType.EXECUTION_STARTED,
         EventType.EXECUTION_CANCELLING,
+        EventType.INPUT_REQUESTED,
+        EventType.INPUT_RECEIVED,
         EventType.EXECUTION_COMPLETED,
         EventType.EXECUTION_FAILED,
         EventType.EXECUTION_CANCELLED,

@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -69,6 +70,11 @@ class Execution(IdMixin, WorkspaceOwnedMixin, TimestampMixin, Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Human input: this launch's wait limit (None: the setting), when the current wait ends by
+    # itself, and the response a resumed run acts on ({"position", "feedback", "answer"}).
+    input_timeout_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    input_deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    input_response: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ExecutionTask(Base):

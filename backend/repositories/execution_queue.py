@@ -118,3 +118,11 @@ class ExecutionQueueRepository:
         )
         count, oldest = (await self.session.execute(stmt)).one()
         return int(count), oldest
+
+    async def waits_due(self, now: datetime) -> list[Row[Any]]:
+        """Executions waiting for human input whose deadline has passed (any workspace)."""
+        stmt = select(Execution.id, Execution.workspace_id).where(
+            Execution.status == ExecutionStatus.WAITING_FOR_INPUT,
+            Execution.input_deadline_at < now,
+        )
+        return cast(list[Row[Any]], list((await self.session.execute(stmt)).all()))

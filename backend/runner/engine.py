@@ -15,6 +15,9 @@ from backend.runner.providers.base import ChatMessage, ModelCall, ProviderError,
 from backend.runner.providers.registry import ProviderRegistry
 from backend.schemas import AgentConfig, CrewConfig, TaskConfig
 from backend.services.execution_config import fill
+from backend.services.execution_resume import AwaitingInput, Resume, feedback_prompt
+
+__all__ = ["AwaitingInput", "Cancelled", "SequentialEngine", "TaskFailed"]
 
 
 class Cancelled(Exception):
@@ -64,19 +67,35 @@ class SequentialEngine:
         self.providers = providers
 
     async def run(
-        self, config: CrewConfig, inputs: dict[str, Any], reporter: Reporter
+        self,
+        config: CrewConfig,
+        inputs: dict[str, Any],
+        reporter: Reporter,
+        resume: Resume | None = None,
     ) -> dict[str, Any]:
+        """Runs the tasks in order; after a wait for human input, `resume` gives the answers
+        already approved (context, not work) and the task to redo with a person's feedback.
+        A task with `human_input` stops the run after its answer (AwaitingInput)."""
+        resume = resume or Resume()
         outputs: dict[str, str] = {}
         for position, task in enumerate(config.tasks):
+            if position in resume.outputs:
+                outputs[task.name] = resume.outputs[position]
+                continue
             reporter.check_cancelled()
             agent = config.agent(task.agent)
             await reporter.task_started(position)
             context = [(name, outputs[name]) for name in task.context]
             provider_name, model = parse_llm(agent.llm)
+            messages = build_messages(agent, task, inputs, context)
+            redo = resume.redo
+            if redo is not None and redo.position == position:
+                messages.append(ChatMessage("assistant", redo.answer))
+                messages.append(ChatMessage("user", feedback_prompt(redo.feedback)))
             call = ModelCall(
                 provider=provider_name,
                 model=model,
-                messages=build_messages(agent, task, inputs, context),
+                messages=messages,
                 temperature=agent.temperature,
             )
             output = ""
@@ -93,6 +112,8 @@ class SequentialEngine:
                 raise TaskFailed(position, f"task {task.name!r} failed: {exc}") from exc
             outputs[task.name] = output
             await reporter.task_completed(position, output)
+            if task.human_input:
+                raise AwaitingInput(position)
         return {
             "tasks": [{"name": t.name, "output": outputs[t.name]} for t in config.tasks],
             "final": outputs[config.tasks[-1].name],

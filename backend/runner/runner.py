@@ -23,10 +23,11 @@ from loguru import logger
 
 from backend.config.settings import Settings
 from backend.observability import metrics
-from backend.runner.engine import Cancelled, SequentialEngine, TaskFailed
+from backend.runner.engine import AwaitingInput, Cancelled, SequentialEngine, TaskFailed
 from backend.runner.reporter import CancelState, ExecutionReporter
 from backend.runner.resilience import LeaseClock, persist
 from backend.schemas import EventType
+from backend.services.execution_input import HumanInput
 from backend.services.execution_service import ExecutionGone, ExecutionService, RunHandle
 
 
@@ -91,9 +92,11 @@ class Runner:
         service: ExecutionService,
         engine: SequentialEngine,
         settings: Settings,
+        inputs: HumanInput,
         worker_id: str | None = None,
     ) -> None:
         self.service = service
+        self.inputs = inputs
         self.engine = engine
         self.settings = settings
         self.worker_id = worker_id or make_worker_id()
@@ -232,10 +235,16 @@ class Runner:
                 )
 
     async def reap(self) -> int:
+        """Marks CRASHED what stopped runners left, and ends the waits for human input whose
+        deadline passed (no runner holds a waiting execution, so every runner looks)."""
         crashed = await self.service.reap(stopped_local_worker(self.worker_id))
         metrics.executions_reaped(crashed)
         if crashed:
             logger.warning("marked {} execution(s) of stopped runners CRASHED", crashed)
+        ended = await self.inputs.expire_waits()
+        if ended:
+            logger.info("ended {} wait(s) for human input at their deadline", ended)
+            self.wake()  # an approval by timeout queued work
         return crashed
 
     async def _control_loop(self) -> None:
@@ -317,12 +326,19 @@ class Runner:
         try:
             logger.info("execution {} ({}) started", run.id, run.name)
             try:
-                result = await self.engine.run(run.config, run.inputs, reporter)
+                result = await self.engine.run(run.config, run.inputs, reporter, run.resume)
                 steps = reporter.take_pending()
                 await persist(
                     lambda: self.service.complete(run, result, steps), clock, "completing"
                 )
                 logger.info("execution {} completed", run.id)
+            except AwaitingInput as wait:
+                # The run ends here and its slot frees; a response queues it again.
+                position, steps = wait.position, reporter.take_pending()
+                await persist(
+                    lambda: self.inputs.await_input(run, position, steps), clock, "waiting"
+                )
+                logger.info("execution {} waits for input on task {}", run.id, position)
             except Cancelled as stop:
                 reason, steps = str(stop), reporter.take_pending()
                 await persist(

@@ -22,6 +22,7 @@ from backend.services.auth_service import AuthService
 from backend.services.crew_service import CrewService
 from backend.services.crewai_service import CrewaiService
 from backend.services.document_service import DocumentService
+from backend.services.execution_input import HumanInput
 from backend.services.execution_service import ExecutionService
 from backend.services.mcp_server_service import McpServerService
 from backend.services.secret_service import SecretService
@@ -33,6 +34,7 @@ class Services:
     crews: CrewService
     crewai: CrewaiService
     executions: ExecutionService
+    inputs: HumanInput
     bus: EventBus
     auth: AuthService
     documents: DocumentService
@@ -107,6 +109,9 @@ class Services:
             crews=crews,
             crewai=CrewaiService(write_uow, crews, known_providers=lambda: KNOWN_PROVIDERS),
             executions=executions,
+            inputs=HumanInput(
+                executions, settings.input_timeout_seconds, settings.input_timeout_action
+            ),
             bus=bus,
             auth=auth,
             documents=DocumentService(write_uow, read_uow),

@@ -12,7 +12,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -46,6 +46,7 @@ from backend.services.execution_config import (
     unknown_providers,
 )
 from backend.services.execution_progress import Step, StepKind, plan
+from backend.services.execution_resume import Resume, resume_of
 from backend.utils.time import utcnow
 
 S = ExecutionStatus
@@ -86,6 +87,8 @@ class RunHandle:
     name: str
     config: CrewConfig
     inputs: dict[str, Any]
+    # Where it starts: from the top, or after a wait for human input (execution_resume.py).
+    resume: Resume = field(default_factory=Resume)
 
 
 def _execution(row: Row[Any]) -> ExecutionResponse:
@@ -172,7 +175,12 @@ class ExecutionService:
         execution_status.check_retry(execution_id, S(row.status))
         config = CrewConfig.model_validate(row.config)
         data = ExecutionCreate.model_construct(
-            crew_id=row.crew_id, crew=None, inputs=row.inputs, name=None, idempotency_key=None
+            crew_id=row.crew_id,
+            crew=None,
+            inputs=row.inputs,
+            name=None,
+            idempotency_key=None,
+            input_timeout_seconds=row.input_timeout_seconds,
         )
         name = row.name if row.name.startswith("Retry of ") else f"Retry of {row.name}"
         data = data.model_copy(update={"name": name[:200]})
@@ -235,6 +243,7 @@ class ExecutionService:
                     "request_hash": digest,
                     "parent_id": parent_id,
                     "api_key_id": api_key_id,
+                    "input_timeout_seconds": data.input_timeout_seconds,
                 },
             )
             await uow.executions.add_tasks(
@@ -506,15 +515,24 @@ class ExecutionService:
                 raise NotFound("Execution", execution_id)
             current = S(row.status)
             how = "forced" if force else "graceful"
-            if current == S.QUEUED:
+            if current in (S.QUEUED, S.WAITING_FOR_INPUT):
+                # Nothing runs: cancelled at once. (A resumed one is QUEUED with a start time.)
+                reason = {
+                    S.WAITING_FOR_INPUT: "Cancelled while waiting for input.",
+                    S.QUEUED: "Cancelled before it resumed."
+                    if row.started_at is not None
+                    else "Cancelled before it started.",
+                }[current]
                 row = await self._finish_tasks(uow, row, TaskStatus.CANCELLED)
                 row = await self._record(
                     uow,
                     row,
                     S.CANCELLED,
-                    [Event(EventType.EXECUTION_CANCELLED, "Cancelled before it started.")],
+                    [Event(EventType.EXECUTION_CANCELLED, reason)],
                     finished_at=utcnow(),
-                    error="Cancelled before it started.",
+                    error=reason,
+                    input_deadline_at=None,
+                    input_response=None,
                 )
             elif current == S.RUNNING:
                 row = await self._record(
@@ -559,21 +577,27 @@ class ExecutionService:
             for queued in await uow.queue.lock_queued(limit, self._max_running_per_key):
                 row = await uow.executions.get(queued.workspace_id, queued.id)
                 assert row is not None
+                # Started before: it waited for human input and was answered (execution_input).
+                resumed = row.started_at is not None
+                resume = Resume()
+                if resumed:
+                    tasks = await uow.executions.tasks(row.workspace_id, [row.id])
+                    resume = resume_of(tasks[row.id], row.input_response)
+                started = Event(
+                    EventType.EXECUTION_STARTED,
+                    f"{'Resumed' if resumed else 'Started'} on {worker_id}.",
+                    data={"worker": worker_id, **({"resumed": True} if resumed else {})},
+                )
                 row = await self._record(
                     uow,
                     row,
                     S.RUNNING,
-                    [
-                        Event(
-                            EventType.EXECUTION_STARTED,
-                            f"Started on {worker_id}.",
-                            data={"worker": worker_id},
-                        )
-                    ],
+                    [started],
                     worker_id=worker_id,
-                    started_at=now,
+                    started_at=row.started_at or now,
                     heartbeat_at=now,
                     lease_expires_at=now + self._lease,
+                    input_response=None,
                 )
                 handles.append(
                     RunHandle(
@@ -582,6 +606,7 @@ class ExecutionService:
                         row.name,
                         CrewConfig.model_validate(row.config),
                         dict(row.inputs),
+                        resume,
                     )
                 )
         return handles

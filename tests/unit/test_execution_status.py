@@ -18,6 +18,10 @@ ALLOWED = {
     (S.RUNNING, S.FAILED),
     (S.RUNNING, S.CANCELLING),
     (S.RUNNING, S.CRASHED),
+    (S.RUNNING, S.WAITING_FOR_INPUT),
+    (S.WAITING_FOR_INPUT, S.QUEUED),
+    (S.WAITING_FOR_INPUT, S.FAILED),
+    (S.WAITING_FOR_INPUT, S.CANCELLED),
     (S.CANCELLING, S.CANCELLED),
     (S.CANCELLING, S.COMPLETED),
     (S.CANCELLING, S.FAILED),
@@ -47,3 +51,12 @@ def test_retry_only_from_terminal(status: S) -> None:
     else:
         with pytest.raises(InvalidTransition, match=status.value):
             execution_status.check_retry(uuid.uuid4(), status)
+
+
+@pytest.mark.parametrize("status", list(S))
+def test_respond_only_while_waiting(status: S) -> None:
+    if status == S.WAITING_FOR_INPUT:
+        execution_status.check_respond(uuid.uuid4(), status)
+    else:
+        with pytest.raises(InvalidTransition, match=f"Cannot respond to .* it is {status.value}"):
+            execution_status.check_respond(uuid.uuid4(), status)

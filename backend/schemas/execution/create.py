@@ -20,6 +20,13 @@ class ExecutionCreate(InputSchema):
         default_factory=dict, description="Values for {placeholders} in task texts."
     )
     name: str | None = Field(default=None, max_length=200, description="Generated when omitted.")
+    input_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=30 * 86_400,
+        description="How long a wait for human input may last in this execution (default: "
+        "the server's setting); what its end does is the server's setting too.",
+    )
     idempotency_key: str | None = Field(
         default=None,
         min_length=1,

@@ -35,3 +35,5 @@ class ExecutionResponse(ResponseSchema):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # While WAITING_FOR_INPUT: when the wait ends by itself (CREWQL_INPUT_TIMEOUT_ACTION).
+    input_deadline_at: datetime | None = None

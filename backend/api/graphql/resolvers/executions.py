@@ -48,6 +48,10 @@ CancelExecutionResult = Annotated[
     Execution | NotFoundError | InvalidTransitionError | ConflictError,
     strawberry.union("CancelExecutionResult"),
 ]
+RespondToExecutionResult = Annotated[
+    Execution | NotFoundError | InvalidTransitionError | ValidationError | ConflictError,
+    strawberry.union("RespondToExecutionResult"),
+]
 RetryExecutionResult = Annotated[
     Execution | NotFoundError | InvalidTransitionError | ConflictError,
     strawberry.union("RetryExecutionResult"),
@@ -187,6 +191,28 @@ class ExecutionMutation:
         try:
             execution = await ctx.services.executions.retry_execution(
                 ctx.workspace_id, _known_execution_id(id), api_key_id=ctx.api_key_id
+            )
+        except DomainError as error:
+            return error_result(error)  # type: ignore[no-any-return]
+        return execution_type(execution)
+
+    @strawberry.mutation(
+        description="Answer an execution that waits for input (WAITING_FOR_INPUT): approve keeps "
+        "the task's answer and goes on; approve false with feedback runs the task again with "
+        "the feedback; approve false without feedback fails it (code REJECTED)."
+    )
+    async def respond_to_execution(
+        self, info: Info, id: strawberry.ID, approve: bool, feedback: str | None = None
+    ) -> RespondToExecutionResult:
+        ctx = info.context
+        by = ctx.principal.key_prefix if ctx.principal is not None else "unknown"
+        try:
+            execution = await ctx.services.inputs.respond(
+                ctx.workspace_id,
+                _known_execution_id(id),
+                approve=approve,
+                feedback=feedback,
+                by=by,
             )
         except DomainError as error:
             return error_result(error)  # type: ignore[no-any-return]

@@ -1,0 +1,65 @@
+"""Where a resumed execution starts, rebuilt from its stored task rows.
+
+An execution that waited for human input is run again by whichever runner claims it; the tasks
+already done are context for the rest, not work, and a task the person sent feedback on is
+redone with its previous answer and the feedback. Everything needed is in the execution's task
+rows and its recorded response, so no process has to remember anything across the wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Row
+
+from backend.schemas import TaskStatus
+
+
+class AwaitingInput(Exception):
+    """Raised by the engine once a task that asks for human input has answered."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"task {position} waits for human input")
+        self.position = position
+
+
+@dataclass(frozen=True)
+class Redo:
+    """A task to run again: its previous answer and what the person said about it."""
+
+    position: int
+    answer: str
+    feedback: str
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a resumed run starts: the answers of the tasks already done, by position (they are
+    context, not work), and the task to redo, if the person asked for it."""
+
+    outputs: dict[int, str] = field(default_factory=dict)
+    redo: Redo | None = None
+
+
+def resume_of(task_rows: Sequence[Row[Any]], response: dict[str, Any] | None) -> Resume:
+    outputs = {t.position: t.output for t in task_rows if t.status == TaskStatus.COMPLETED}
+    redo = None
+    if response and response.get("feedback"):
+        redo = Redo(int(response["position"]), str(response["answer"]), str(response["feedback"]))
+    return Resume(outputs, redo)
+
+
+def waiting_position(task_rows: Sequence[Row[Any]]) -> int:
+    """The task whose answer waits: tasks complete in order and the run stops right after it."""
+    done = [t.position for t in task_rows if t.status == TaskStatus.COMPLETED]
+    return max(done) if done else 0
+
+
+def feedback_prompt(feedback: str) -> str:
+    """What the model reads after its previous answer when a person asked for another."""
+    return (
+        "A person reviewed your answer above and asks you to do the task again, taking this "
+        f"feedback into account:\n{feedback}\n\nGive your whole new answer."
+    )
