@@ -232,3 +232,25 @@ async def test_streams_need_a_key_hold_a_slot_and_end_on_revocation(
             assert all(part == {} for part in rest), rest
         # the slot went with the stream: no key holds one any more
         assert await server.call(lambda: len(services.subscriptions)) == 0
+
+
+URQL_QUERY_ACCEPT = (
+    "application/graphql-response+json, application/graphql+json, application/json, "
+    "text/event-stream, multipart/mixed"
+)
+
+
+async def test_a_client_that_prefers_json_gets_json_for_a_query(http: httpx.AsyncClient) -> None:
+    """urql accepts streams for every operation but lists JSON first: a query is answered as
+    JSON, while the same Accept with a stream first (urql's subscriptions) streams."""
+    query = {"query": "{ agents(first: 1) { nodes { id } } }"}
+    response = await http.post("/graphql", json=query, headers={"accept": URQL_QUERY_ACCEPT})
+    assert response.headers["content-type"].startswith("application/graphql-response+json")
+    assert response.json() == {"data": {"agents": {"nodes": []}}}
+    streamed = await http.post(
+        "/graphql", json=query, headers={"accept": "text/event-stream, multipart/mixed"}
+    )
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    # LF line ends only: urql's parser finds events by a blank line written "\n\n"
+    assert "\r" not in streamed.text
+    assert streamed.text.startswith('event: next\ndata: {"data":')

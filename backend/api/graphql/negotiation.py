@@ -6,6 +6,8 @@ from cross_web import StarletteRequestAdapter
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+JSON_TYPES = (JSON, GRAPHQL_RESPONSE, "application/graphql+json")
+STREAMS = ("multipart/mixed", "text/event-stream")
 
 
 class RequestAdapter(StarletteRequestAdapter):
@@ -32,13 +34,34 @@ def negotiate(accept: str | None) -> str:
     return JSON
 
 
+def prefers_stream(accept: str | None) -> bool:
+    """Whether a client that accepts a streamed answer (multipart or event stream) would rather
+    have it than JSON: a higher q, or the same q and listed first. urql lists JSON first for a
+    query and a stream first for a subscription; Apollo and gql send a stream type for
+    subscriptions only. Strawberry streams whenever a stream type appears at all."""
+    best: dict[str, tuple[float, int]] = {}
+    for index, part in enumerate((accept or "").split(",")):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        media = media.lower()
+        kind = "stream" if media in STREAMS else "json" if media in JSON_TYPES else None
+        if kind is not None:
+            rank = (_quality(params), -index)
+            best[kind] = max(best.get(kind, rank), rank)
+    stream = best.get("stream")
+    return stream is not None and stream[0] > 0 and stream > best.get("json", (0.0, 0))
+
+
 def _refused(params: list[str]) -> bool:
     """`q=0` (also written `q=0.0`) is how a client says "anything but this" (RFC 9110 §12.4.2)."""
+    return _quality(params) == 0
+
+
+def _quality(params: list[str]) -> float:
     for param in params:
         name, _, value = param.partition("=")
         if name.strip().lower() == "q":
             try:
-                return float(value) == 0
+                return float(value)
             except ValueError:
-                return False
-    return False
+                return 1.0
+    return 1.0

@@ -67,9 +67,20 @@ class MultipartTransport(MultipartSubscriptionTransport):
         return allowed_operation_types
 
 
+class EventStreamTransport(SSETransport):
+    """graphql-sse with lines ended by LF alone. CRLF is valid SSE, but urql's parser splits
+    events on a blank line written `\n\n` only, and so never saw an event from Strawberry's."""
+
+    def encode_event(self, event: str, data: str | None = None) -> str:
+        return super().encode_event(event, data).replace("\r\n", "\n")
+
+    def encode_comment(self, comment: str) -> str:
+        return super().encode_comment(comment).replace("\r\n", "\n")
+
+
 STREAM_TRANSPORTS: dict[str, type[HTTPStreamTransport]] = {
     MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartTransport,
-    GRAPHQL_SSE_PROTOCOL: SSETransport,
+    GRAPHQL_SSE_PROTOCOL: EventStreamTransport,
 }
 
 

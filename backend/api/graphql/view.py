@@ -25,7 +25,6 @@ from typing import Any
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError
 from loguru import logger
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -36,7 +35,6 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
-from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from backend.api.graphiql import graphiql_html
@@ -52,12 +50,18 @@ from backend.api.graphql.errors import (
     INTERNAL,
     UNEXPECTED_ERROR,
     CodedHTTPException,
-    request_error_code,
 )
 from backend.api.graphql.extensions import is_expected
 from backend.api.graphql.loaders import Loaders
-from backend.api.graphql.negotiation import GRAPHQL_RESPONSE, JSON, RequestAdapter, negotiate
+from backend.api.graphql.negotiation import (
+    GRAPHQL_RESPONSE,
+    JSON,
+    RequestAdapter,
+    negotiate,
+    prefers_stream,
+)
 from backend.api.graphql.persisted import fill_query
+from backend.api.graphql.request_errors import format_request_error, is_request_error
 from backend.api.graphql.streaming import (
     PROTOCOLS,
     STREAM_TRANSPORTS,
@@ -88,29 +92,6 @@ JSON_CONTAINER = re.compile(rb"[ \t\r\n]*[{\[]")
 
 class BodyTooLarge(Exception):
     pass
-
-
-def is_request_error(result: ExecutionResult) -> bool:
-    """True when the operation never started: parsing, validation or variable coercion failed.
-
-    Strawberry marks the first two (PreExecutionError) but hands variable coercion back as an
-    ordinary result with `data: null`; its errors are the only ones that carry no path.
-    """
-    if isinstance(result, PreExecutionError):
-        return True
-    errors = result.errors or []
-    return result.data is None and bool(errors) and all(error.path is None for error in errors)
-
-
-def format_request_error(error: GraphQLError) -> dict[str, Any]:
-    """A request error with its code; a failure of ours before execution is masked here,
-    because it never passes through MaskErrors (Strawberry catches it outside the operation)."""
-    if not is_expected(error):
-        return {"message": UNEXPECTED_ERROR, "extensions": {"code": INTERNAL}}
-    formatted: dict[str, Any] = dict(error.formatted)
-    extensions = formatted.get("extensions") or {}
-    formatted["extensions"] = {"code": request_error_code(error.message), **extensions}
-    return formatted
 
 
 # A websocket's loaders before its key is checked: a workspace that cannot exist. No operation
@@ -313,7 +294,10 @@ class GraphQLView(GraphQL[Context, None]):
                 ) from exc
             raise
         if not isinstance(data, list):
-            media_type = negotiate(request.headers.get("accept"))
+            accept = request.headers.get("accept")
+            if data.protocol != "http" and not prefers_stream(accept):
+                data.protocol = "http"  # JSON was preferred: a query gets JSON
+            media_type = negotiate(accept)
             await fill_query(data, request, self.services.documents, media_type)
             if not data.query:
                 raise HTTPException(400, "No GraphQL query found in the request.")
