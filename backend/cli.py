@@ -28,6 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from backend.config.logging import configure_logging
+    from backend.config.server import transport_options
     from backend.main import create_app, preflight
 
     settings = _settings(args)
@@ -41,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=None,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
+        **transport_options(settings),
     )
     return 0
 

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from loguru import logger
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
@@ -21,6 +22,7 @@ from backend.api.graphql.view import GraphQLView
 from backend.api.instrumentation import Instrumented
 from backend.api.metrics_route import metrics_endpoint
 from backend.api.routes import healthz, readyz
+from backend.api.transport import HeaderLimits
 from backend.config.settings import Settings, get_settings
 from backend.db.engine import create_engine
 from backend.db.migrate import head_revision, upgrade_async
@@ -118,6 +120,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount("/graphiql/static", StaticFiles(directory=STATIC_DIR), name="graphiql-static"),
         ],
         lifespan=lifespan,
+        middleware=[
+            Middleware(
+                HeaderLimits,
+                max_headers=settings.max_headers,
+                max_header_bytes=settings.max_header_bytes,
+            )
+        ],
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -23,6 +23,7 @@ import uvicorn
 from sqlalchemy import delete, update
 from starlette.applications import Starlette
 
+from backend.config.server import transport_options
 from backend.config.settings import Settings, load_settings
 from backend.db.migrate import upgrade_async
 from backend.main import create_app
@@ -234,7 +235,12 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            lifespan="on",
+            **transport_options(settings),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     max_fields: int = Field(default=500, ge=1)
     max_tokens: int = Field(default=2_000, ge=10)
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    # Every request and websocket handshake (backend/api/transport.py): 431 beyond either.
+    max_headers: int = Field(default=100, ge=10)
+    max_header_bytes: int = Field(default=32_768, ge=1_024)
     max_page_size: int = Field(default=100, ge=1, le=1_000)
     default_page_size: int = Field(default=20, ge=1)
 
@@ -156,6 +159,20 @@ class Settings(BaseSettings):
     max_running_executions_per_key: int = Field(default=10, ge=0)
     # Comma-separated browser origins allowed to open websockets, e.g. http://localhost:5173
     allowed_origins: str = ""
+    # Per client address and process (docs/security.md): failed key checks (a burst, then a
+    # rate), before every further attempt is answered 429 without looking at the key.
+    auth_failure_rate_per_second: float = Field(default=1.0, gt=0)
+    auth_failure_burst: int = Field(default=20, ge=1)
+
+    # Websockets (both protocols; docs/security.md). A socket is unauthenticated until its
+    # connection_init is acknowledged.
+    ws_init_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    ws_max_unauthenticated_per_address: int = Field(default=100, ge=1)
+    ws_max_unauthenticated: int = Field(default=1_000, ge=1)
+    ws_max_message_bytes: int = Field(default=1_000_000, ge=1_024)
+    ws_messages_per_second: float = Field(default=50.0, gt=0)
+    ws_message_burst: int = Field(default=100, ge=1)
+
     # Run only the documents an operator loaded with `crewql documents add` (GraphQL's "trusted
     # documents"); any other text is refused and APQ stops registering (docs/clients.md).
     trusted_documents_only: bool = False

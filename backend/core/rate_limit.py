@@ -84,6 +84,17 @@ class TokenBucketLimiter:
             return 0.0
         return (cost - bucket.tokens) / self.rate
 
+    def wait(self, key: str, cost: float = 1.0) -> float:
+        """The seconds until `key`'s bucket holds `cost` tokens (0.0: it does now); takes none."""
+        if not self.enabled:
+            return 0.0
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        elapsed = max(0.0, self._clock() - bucket.updated)
+        tokens = min(self.burst, bucket.tokens + elapsed * self.rate)
+        return max(0.0, (cost - tokens) / self.rate)
+
     def forget(self, key: str) -> None:
         """Drops a key's bucket (a revoked key needs none)."""
         self._buckets.pop(key, None)

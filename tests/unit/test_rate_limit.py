@@ -129,3 +129,17 @@ def test_concurrency_cap_zero_means_no_cap() -> None:
     assert all(cap.try_acquire("a") for _ in range(1_000))
     with pytest.raises(ValueError, match="limit"):
         ConcurrencyCap(-1)
+
+
+def test_wait_answers_like_acquire_without_taking() -> None:
+    clock = Clock()
+    limiter = TokenBucketLimiter(rate=2.0, burst=2, clock=clock)
+    assert limiter.wait("k") == 0.0  # never seen: a full bucket
+    limiter.acquire("k")
+    assert limiter.wait("k") == 0.0
+    limiter.acquire("k")
+    assert limiter.wait("k") == pytest.approx(0.5)
+    assert limiter.wait("k") == pytest.approx(0.5)  # asking took nothing
+    clock.advance(0.5)
+    assert limiter.wait("k") == 0.0
+    assert limiter.acquire("k") == 0.0

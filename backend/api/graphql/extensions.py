@@ -29,6 +29,7 @@ from graphql import (
 )
 from graphql.validation import MaxIntrospectionDepthRule
 from graphql.validation.validate import ValidationAbortedError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import (
     DisableIntrospection,
     MaskErrors,
@@ -105,8 +106,10 @@ def is_expected(error: GraphQLError) -> bool:
     original = error.original_error
     if original is None or isinstance(original, GraphQLError | DomainError):
         return True
-    if isinstance(original, InvalidOperationTypeError):
-        return True  # e.g. a query sent over the legacy graphql-ws protocol (subscriptions only)
+    if isinstance(
+        original, InvalidOperationTypeError | CannotGetOperationTypeError | MissingQueryError
+    ):
+        return True  # the operation asked for cannot run here, or cannot be found: the caller's
     # A scalar that rejects a literal the caller wrote may raise a plain ValueError; graphql-core
     # locates that error at the literal. A plain exception with neither a location nor a path
     # comes from our code outside any field (an extension, the executor): a bug, like one in a

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from loguru import logger
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.schema import StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
+from strawberry.utils.aio import aclosing
 
 from backend.api.graphql.authorization import audit_mutations
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR, request_error_code
@@ -72,6 +78,65 @@ class CrewQLSchema(strawberry.Schema):
             )
             error.message = UNEXPECTED_ERROR
             error.extensions = {"code": INTERNAL}
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """Strawberry's stream (both websocket protocols and HTTP streams run on it), with every
+        request error answered as a first result instead of raised: a syntax error found by
+        the parser cache escapes Strawberry's stream as an exception (graphql-transport-ws then
+        sent a bare `complete`, the legacy protocol nothing). Request errors leave as plain
+        GraphQL errors, so transports answer each with an `error` message carrying it rather
+        than closing the socket."""
+        source = await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+        return self._answered(source)
+
+    async def _answered(self, source: StreamResult) -> StreamResult:
+        async with aclosing(source):
+            try:
+                first = await anext(source)
+            except StopAsyncIteration:
+                return
+            except (GraphQLError, MissingQueryError) as raised:
+                error = (
+                    raised
+                    if isinstance(raised, GraphQLError)
+                    else GraphQLError("No GraphQL query found in the request.")
+                )
+                first = PreExecutionError(data=None, errors=[error])
+                self.process_errors([error])
+            if isinstance(first, PreExecutionError):
+                first = PreExecutionError(data=None, errors=list(map(plain, first.errors or [])))
+            yield first
+            async for result in source:
+                yield result
+
+
+def plain(error: GraphQLError) -> GraphQLError:
+    """The same error without its subclass or cause: what the client sees, nothing else."""
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=error.extensions,
+    )
 
 
 def build_schema(settings: Settings, **kwargs: Any) -> CrewQLSchema:

@@ -21,6 +21,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -38,13 +39,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from backend.api.graphiql import graphiql_html
-from backend.api.graphql.authentication import (
-    LegacyWSHandler,
-    RevocationWatcher,
-    TransportWSHandler,
-    authenticate,
-    check_rate,
-)
+from backend.api.graphql.authentication import RevocationWatcher, authenticate, check_rate
 from backend.api.graphql.context import Context
 from backend.api.graphql.errors import (
     INTERNAL,
@@ -52,6 +47,7 @@ from backend.api.graphql.errors import (
     CodedHTTPException,
 )
 from backend.api.graphql.extensions import is_expected
+from backend.api.graphql.guards import UNKNOWN_ADDRESS, ClientGuards
 from backend.api.graphql.loaders import Loaders
 from backend.api.graphql.negotiation import (
     GRAPHQL_RESPONSE,
@@ -70,6 +66,7 @@ from backend.api.graphql.streaming import (
     too_many_streams_message,
 )
 from backend.api.instrumentation import count_refusal
+from backend.api.graphql.websocket import GuardedWebSocket, LegacyWSHandler, TransportWSHandler
 from backend.config.settings import Settings
 from backend.core.auth import RateLimited, Unauthenticated
 from backend.services.container import Services
@@ -103,6 +100,7 @@ class GraphQLView(GraphQL[Context, None]):
     request_adapter_class = RequestAdapter
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = GuardedWebSocket
     stream_transport_classes_by_protocol = STREAM_TRANSPORTS
 
     def __init__(self, schema: Any, settings: Settings, services: Services) -> None:
@@ -111,8 +109,11 @@ class GraphQLView(GraphQL[Context, None]):
             graphql_ide="graphiql" if settings.graphiql else None,
             allowed_origins=tuple(settings.allowed_origin_list),
             subscription_protocols=PROTOCOLS,
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
         )
         self.settings = settings
+        # Per client address: failed key checks, unauthenticated websockets (guards.py).
+        self.guards = ClientGuards(settings)
         self.services = services
         # Open websockets and HTTP streams per key, closed within about a second when their key
         # is revoked.
@@ -166,12 +167,15 @@ class GraphQLView(GraphQL[Context, None]):
         run, else the 401 or 429 answer. GraphiQL's page needs no key (its requests do)."""
         if self.graphql_ide and self.should_render_graphql_ide(request):
             return None  # the page only; no operation runs on this request
+        address = request.client.host if request.client is not None else UNKNOWN_ADDRESS
         try:
+            self.guards.check_address(address)
             principal = await authenticate(
                 self.services, self.settings, request.headers.get("authorization"), "http"
             )
             check_rate(self.services, principal)
         except Unauthenticated as error:
+            self.guards.auth_failed(address)
             return self.error_response(
                 401, error.message, media_type, headers={"WWW-Authenticate": "Bearer"}
             )
