@@ -65,8 +65,8 @@ from backend.api.graphql.streaming import (
     StreamSlots,
     too_many_streams_message,
 )
-from backend.api.instrumentation import count_refusal
 from backend.api.graphql.websocket import GuardedWebSocket, LegacyWSHandler, TransportWSHandler
+from backend.api.instrumentation import count_refusal
 from backend.config.settings import Settings
 from backend.core.auth import RateLimited, Unauthenticated
 from backend.services.container import Services
