@@ -25,6 +25,7 @@ from tests.e2e.test_scaled_mode import (
     feed,
     statuses_of,
 )
+from tests.e2e.test_scaled_mode import Api as ScaledApi
 from tests.support.databases import postgres_server_url, sqlite_url
 from tests.support.factories import create_agent, create_crew, create_task
 from tests.support.graphql import GraphQLClient
@@ -58,14 +59,15 @@ query Execution($id: ID!) {
 
 
 class Api:
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, process: CrewqlProcess, http: httpx.AsyncClient) -> None:
         self.client = GraphQLClient(http)
+        self.scaled = ScaledApi(process, http)  # what the scaled-mode suite's helpers take
 
     @classmethod
     @contextlib.asynccontextmanager
     async def of(cls, process: CrewqlProcess) -> AsyncIterator[Api]:
         async with httpx.AsyncClient(base_url=process.url, trust_env=False, timeout=15) as http:
-            yield cls(http)
+            yield cls(process, http)
 
     async def review_crew(self) -> str:
         agent = await create_agent(self.client, "writer", llm=LLM)
@@ -153,7 +155,7 @@ async def test_waiting_survives_a_killed_server(tmp_path: Path) -> None:
         async with Api.of(first) as api:
             crew = await api.review_crew()
             async with feed(first, UPDATES, {"filter": {"crewId": crew}}, "executionUpdates") as b:
-                await dashboard_registered([b], _Launcher(api), crew)
+                await dashboard_registered([b], api.scaled, crew)
                 execution_id = await api.launch(crew)
                 asked = await until(b, execution_id, "WAITING_FOR_INPUT")
                 assert asked["type"] == "INPUT_REQUESTED"
@@ -188,23 +190,6 @@ async def test_waiting_survives_a_killed_server(tmp_path: Path) -> None:
     assert stored["result"]["tasks"][1]["output"] == drafts[1]["data"]["answer"]
 
 
-class _Launcher:
-    """What `dashboard_registered` needs of an API: launch and cancel."""
-
-    def __init__(self, api: Api) -> None:
-        self.api = api
-
-    async def launch(self, crew: str) -> str:
-        return await self.api.launch(crew)
-
-    async def cancel(self, execution_id: str, force: bool) -> None:
-        await self.api.client.execute(
-            "mutation($id: ID!, $force: Boolean!) { cancelExecution(id: $id, force: $force) "
-            "{ __typename } }",
-            {"id": execution_id, "force": force},
-        )
-
-
 @pytest.mark.postgres
 async def test_any_worker_resumes_after_the_first_one_is_killed(tmp_path: Path) -> None:
     """Scaled mode: the worker that ran the first task is SIGKILLed while the execution waits;
@@ -221,7 +206,7 @@ async def test_any_worker_resumes_after_the_first_one_is_killed(tmp_path: Path) 
             async with feed(
                 replica, UPDATES, {"filter": {"crewId": crew}}, "executionUpdates"
             ) as b:
-                await dashboard_registered([b], _Launcher(api), crew)
+                await dashboard_registered([b], api.scaled, crew)
                 execution_id = await api.launch(crew)
                 started = await until(b, execution_id, "RUNNING")
                 await until(b, execution_id, "WAITING_FOR_INPUT")
