@@ -148,8 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from backend.cli_auth import add_auth_commands
     from backend.cli_documents import add_document_commands
+    from backend.cli_secrets import add_secret_commands
 
     add_auth_commands(sub)
+    add_secret_commands(sub)
     add_document_commands(sub)
 
     from backend.cli_crewai import add_crewai_commands

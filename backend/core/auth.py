@@ -70,6 +70,15 @@ FIELD_ROLES: dict[str, Role] = {
     "apiKeys": Role.ADMIN,
     "createApiKey": Role.ADMIN,
     "revokeApiKey": Role.ADMIN,
+    # Secrets: admins set and delete them; their names (never values) are for editors, who
+    # attach them to agents. MCP servers and the HTTP allowlist decide what tools can reach.
+    "secrets": Role.EDITOR,
+    "setSecret": Role.ADMIN,
+    "deleteSecret": Role.ADMIN,
+    "createMcpServer": Role.ADMIN,
+    "updateMcpServer": Role.ADMIN,
+    "deleteMcpServer": Role.ADMIN,
+    "setHttpAllowlist": Role.ADMIN,
 }
 
 

@@ -87,12 +87,11 @@ class ToolService:
             found.extend(await self._listed_or_empty(workspace_id, server.name, server))
         return found
 
-    async def server_tools(
-        self, workspace_id: uuid.UUID, server: McpServerResponse
-    ) -> list[ToolInfo]:
-        """One registered server's tools, live (cached briefly); McpServerUnavailable if down."""
-        tools = await self._offered(workspace_id, server.name, server)
-        return [_mcp_info(server.name, tool) for tool in tools.values()]
+    async def tools_of(self, workspace_id: uuid.UUID, server: str) -> list[ToolInfo]:
+        """One server's tools, live (cached briefly); McpServerUnavailable when it is down,
+        NotFound when the workspace has no server of that name."""
+        tools = await self._offered(workspace_id, server, None)
+        return [_mcp_info(server, tool) for tool in tools.values()]
 
     async def _listed_or_empty(
         self, workspace_id: uuid.UUID, name: str, server: McpServerResponse | None = None

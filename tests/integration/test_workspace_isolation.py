@@ -26,6 +26,7 @@ from backend.config.settings import Settings
 from backend.core.auth import Role
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.schemas import WorkspaceCreate
+from backend.schemas.tool import McpServerCreate
 from backend.services.container import Services
 from tests.conftest import make_settings
 from tests.support.auth import Operation, bearer, make_key, schema_operations
@@ -35,6 +36,7 @@ from tests.support.graphql import GraphQLClient
 
 ENTITY_OF_FIELD = (
     ("ApiKey", "apikey"),
+    ("McpServer", "mcpserver"),
     ("gent", "agent"),
     ("ask", "task"),
     ("rew", "crew"),
@@ -77,6 +79,9 @@ async def world(app: Starlette, services: Services) -> World:
     execution = await launch(a, crewId=made["crew"])
     assert execution["__typename"] == "Execution", execution
     (key_a,) = list(await services.auth.list_keys(DEFAULT_WORKSPACE_ID))
+    server_a = await services.tools.servers.create(
+        DEFAULT_WORKSPACE_ID, McpServerCreate(name="iso", url="http://127.0.0.1:9/mcp")
+    )
     result = World(
         a,
         b,
@@ -86,6 +91,7 @@ async def world(app: Starlette, services: Services) -> World:
             "crew": made["crew"],
             "execution": execution["id"],
             "apikey": str(key_a.id),
+            "mcpserver": str(server_a.id),
         },
     )
     result.b_workspace = team_b.id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,7 +31,9 @@ from backend.api.graphql.resolvers.executions import (
     ExecutionQuery,
     ExecutionSubscription,
 )
+from backend.api.graphql.resolvers.secrets import SecretMutation, SecretQuery
 from backend.api.graphql.resolvers.tasks import TaskMutation, TaskQuery
+from backend.api.graphql.resolvers.tools import ToolMutation, ToolQuery
 from backend.config.settings import Settings
 
 Query = merge_types(
@@ -44,15 +47,36 @@ Query = merge_types(
         ExecutionCountQuery,
         ApiKeyQuery,
         CallerQuery,
+        SecretQuery,
+        ToolQuery,
     ),
 )
 Mutation = merge_types(
     "Mutation",
-    (AgentMutation, TaskMutation, CrewMutation, CrewaiMutation, ExecutionMutation, ApiKeyMutation),
+    (
+        AgentMutation,
+        TaskMutation,
+        CrewMutation,
+        CrewaiMutation,
+        ExecutionMutation,
+        ApiKeyMutation,
+        SecretMutation,
+        ToolMutation,
+    ),
 )
 # Every mutation logs one audit line (authorization.py); added here so none can be forgotten.
 audit_mutations(Mutation)
 Subscription = merge_types("Subscription", (ExecutionSubscription,))
+
+
+# graphql-core quotes a variable's rejected value in its message ("Variable '$value' got invalid
+# value" or "has invalid value: ..."). The caller sees it (it is theirs); the log does not,
+# since the variable may be a secret (`setSecret(value:)`).
+_QUOTED_VALUE = re.compile(r"^(Variable '\$\w+' (?:got|has) (?:an )?invalid value).*$", re.DOTALL)
+
+
+def loggable(message: str) -> str:
+    return _QUOTED_VALUE.sub(r"\1 (not logged)", message)
 
 
 class CrewQLSchema(strawberry.Schema):
@@ -64,7 +88,9 @@ class CrewQLSchema(strawberry.Schema):
         operation = execution_context.operation_name if execution_context else None
         for error in errors:
             if is_expected(error):
-                logger.debug("GraphQL request error in {}: {}", operation or "-", error.message)
+                logger.debug(
+                    "GraphQL request error in {}: {}", operation or "-", loggable(error.message)
+                )
                 if error.path is None and not (error.extensions or {}).get("code"):
                     code = request_error_code(error.message)
                     error.extensions = {**(error.extensions or {}), "code": code}

@@ -10,9 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from backend.config.settings import MCP_SERVER_NAME_PATTERN
+from backend.schemas.base import InputSchema
 
 BUILTIN_TOOLS = ("http_request", "current_time")
 MAX_TOOLS = 50
@@ -69,3 +70,7 @@ def _host_pattern(value: str) -> str:
 
 
 HostPattern = Annotated[str, AfterValidator(_host_pattern)]
+
+
+class HttpAllowlistSet(InputSchema):
+    hosts: list[HostPattern] = Field(max_length=200)

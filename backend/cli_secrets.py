@@ -1,0 +1,141 @@
+"""`crewql secrets generate-key | rotate-key | set | list`.
+
+`generate-key` prints a new Fernet key for CREWQL_SECRETS_KEY. `rotate-key` re-encrypts every
+stored secret with the first key of CREWQL_SECRETS_KEY (list the new key first and the old one
+after it, rotate, then drop the old one). `set NAME` reads the value from standard input, so it
+never appears in a shell's history or the process list; `list` shows names, never values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from pydantic import ValidationError
+
+from backend.cli_auth import (
+    CliError,
+    SubParsers,
+    _print_table,
+    database_option,
+    migrated_database,
+    one_line,
+    say,
+    settings_command,
+    workspace_option,
+)
+from backend.config.settings import Settings
+from backend.core.audit import audit
+from backend.core.errors import DomainError
+from backend.core.secret_box import SecretBox, generate_key
+from backend.schemas.secret import SecretSet
+
+
+def add_secret_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
+    secrets = sub.add_parser("secrets", help="workspace secrets and their encryption key")
+    secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True)
+
+    generate = secrets_sub.add_parser("generate-key", help="print a new key for CREWQL_SECRETS_KEY")
+    generate.set_defaults(func=lambda _args: _print(generate_key()))
+
+    rotate = secrets_sub.add_parser(
+        "rotate-key",
+        help="re-encrypt every secret with the first key of CREWQL_SECRETS_KEY (new,old)",
+    )
+    database_option(rotate)
+    rotate.set_defaults(func=settings_command(secrets_rotate))
+
+    setter = secrets_sub.add_parser("set", help="store a secret; the value is read from stdin")
+    setter.add_argument("name", help="e.g. OPENAI_API_KEY")
+    workspace_option(setter)
+    database_option(setter)
+    setter.set_defaults(func=settings_command(secrets_set))
+
+    listing = secrets_sub.add_parser("list", help="list a workspace's secrets (never values)")
+    workspace_option(listing)
+    database_option(listing)
+    listing.set_defaults(func=settings_command(secrets_list))
+
+
+def _print(line: str) -> int:
+    sys.stdout.write(line + "\n")
+    return 0
+
+
+async def _rotate(settings: Settings) -> int:
+    from backend.core.unit_of_work import UnitOfWork
+    from backend.services.secret_service import SecretService
+
+    async with migrated_database(settings) as sessions:
+        service = SecretService(
+            lambda: UnitOfWork(sessions), None, SecretBox(settings.secrets_keys)
+        )
+        return await service.rotate_all()
+
+
+def secrets_rotate(settings: Settings, args: argparse.Namespace) -> None:
+    if not settings.secrets_keys:
+        raise CliError("CREWQL_SECRETS_KEY is not set: list the new key first, then the old one")
+    try:
+        count = asyncio.run(_rotate(settings))
+    except DomainError as exc:
+        raise CliError(exc.message) from exc
+    audit(operation="cli:secrets.rotate-key", outcome="ok", key_prefix="cli", detail=str(count))
+    say(
+        f"Re-encrypted {count} secret(s) with the first key of CREWQL_SECRETS_KEY. Keys after "
+        "the first can now be removed."
+    )
+
+
+async def _set(settings: Settings, workspace: str, data: SecretSet) -> None:
+    from backend.core.unit_of_work import UnitOfWork
+    from backend.services.auth_service import AuthService
+    from backend.services.secret_service import SecretService
+
+    async with migrated_database(settings) as sessions:
+        uow = lambda: UnitOfWork(sessions)  # noqa: E731 - one factory for both services
+        found = await AuthService(uow, cache_seconds=0).workspace_by_name(workspace)
+        service = SecretService(uow, None, SecretBox(settings.secrets_keys))
+        stored = await service.set(found.id, data, "cli")
+    audit(
+        operation="cli:secrets.set",
+        outcome="ok",
+        workspace_id=found.id,
+        key_prefix="cli",
+        detail=stored.name,
+    )
+
+
+def secrets_set(settings: Settings, args: argparse.Namespace) -> None:
+    value = sys.stdin.read().rstrip("\r\n")
+    try:
+        data = SecretSet.model_validate({"name": args.name, "value": value})
+    except ValidationError as exc:
+        raise CliError(one_line(exc)) from exc
+    try:
+        asyncio.run(_set(settings, args.workspace, data))
+    except DomainError as exc:
+        raise CliError(exc.message) from exc
+    say(f"Stored secret {data.name} in workspace {args.workspace!r}.")
+
+
+async def _list(settings: Settings, workspace: str) -> list[tuple[str, str, str]]:
+    from backend.core.unit_of_work import UnitOfWork
+    from backend.services.auth_service import AuthService
+    from backend.services.secret_service import SecretService
+
+    async with migrated_database(settings) as sessions:
+        uow = lambda: UnitOfWork(sessions)  # noqa: E731 - one factory for both services
+        found = await AuthService(uow, cache_seconds=0).workspace_by_name(workspace)
+        secrets = await SecretService(uow, None, SecretBox(settings.secrets_keys)).list(found.id)
+    when = "%Y-%m-%d %H:%M:%S UTC"
+    return [(s.name, s.set_by, s.updated_at.strftime(when)) for s in secrets]
+
+
+def secrets_list(settings: Settings, args: argparse.Namespace) -> None:
+    try:
+        rows = asyncio.run(_list(settings, args.workspace))
+    except DomainError as exc:
+        raise CliError(exc.message) from exc
+    _print_table(("NAME", "SET BY", "SET AT"), rows)
