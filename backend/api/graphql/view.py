@@ -255,6 +255,12 @@ class GraphQLView(GraphQL[Context, None]):
         accept = request.headers.get("accept", "")
         return bool(self.graphql_ide) and request.method == "GET" and "text/html" in accept
 
+    async def pick_websocket_subprotocol(self, request: WebSocket) -> str | None:
+        """Ours in our order: graphql-transport-ws when the client offers it at all. Strawberry
+        takes the client's first choice, and gql offers the legacy protocol first."""
+        offered = request.scope.get("subprotocols") or []
+        return next((p for p in self.websocket_subprotocols if p in offered), None)
+
     async def render_graphql_ide(self, request: Request) -> Response:
         return HTMLResponse(graphiql_html(request.url.path, "/graphiql/static"))
 
