@@ -16,6 +16,8 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from backend.api.dashboard import STATIC_DIR as DASHBOARD_STATIC
+from backend.api.dashboard import dashboard_page, root_redirect
 from backend.api.graphiql import STATIC_DIR
 from backend.api.graphql.schema import build_schema
 from backend.api.graphql.view import GraphQLView
@@ -118,6 +120,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 else []
             ),
             Mount("/graphiql/static", StaticFiles(directory=STATIC_DIR), name="graphiql-static"),
+            Route("/dashboard", dashboard_page, methods=["GET"]),
+            Mount("/dashboard/static", StaticFiles(directory=DASHBOARD_STATIC), name="dashboard"),
+            *([Route("/", root_redirect, methods=["GET"])] if settings.graphiql else []),
         ],
         lifespan=lifespan,
         middleware=[

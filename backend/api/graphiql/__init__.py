@@ -27,7 +27,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-__all__ = ["PAGE_TEMPLATE", "STATIC_DIR", "graphiql_html"]
+__all__ = ["PAGE_TEMPLATE", "STATIC_DIR", "graphiql_html", "render_page"]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -54,8 +54,8 @@ _SCRIPT_UNSAFE = str.maketrans(
 
 
 @cache
-def _template() -> str:
-    return PAGE_TEMPLATE.read_text(encoding="utf-8")
+def _template(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
 def _json_for_script(value: str) -> str:
@@ -85,6 +85,12 @@ def graphiql_html(graphql_path: str, static_path: str) -> str:
     Raises:
         ValueError: if either argument is not an absolute URL path.
     """
+    return render_page(PAGE_TEMPLATE, graphql_path, static_path)
+
+
+def render_page(template: Path, graphql_path: str, static_path: str) -> str:
+    """Fill a page template's ``{{GRAPHQL_PATH_JSON}}`` and ``{{STATIC_PATH}}`` (the dashboard's
+    page uses the same two)."""
     graphql_path = _url_path(graphql_path, "graphql_path")
     static_path = _url_path(static_path, "static_path").rstrip("/")
     values = {
@@ -96,4 +102,4 @@ def graphiql_html(graphql_path: str, static_path: str) -> str:
         return values[match.group(1)]
 
     # Single pass: substituted values are never rescanned for placeholders.
-    return _PLACEHOLDER.sub(substitute, _template())
+    return _PLACEHOLDER.sub(substitute, _template(template))
