@@ -365,6 +365,44 @@ def test_two_hundred_executions_screenshot_and_timings(
     )
 
 
+def test_human_input_from_the_page(offline: Offline, server: LoopLiveServer) -> None:
+    page = offline.page
+    agent = gql(
+        server.url,
+        CREATE_AGENT,
+        {"input": {"name": "Reviewed writer", "role": "w", "goal": "g", "llm": FAST}},
+    )
+    task = gql(
+        server.url,
+        CREATE_TASK,
+        {
+            "input": {
+                "name": "Reviewed draft",
+                "description": "Write about {topic} for {audience}",
+                "expectedOutput": "text",
+                "agentId": agent["createAgent"]["id"],
+                "humanInput": True,
+            }
+        },
+    )
+    crew = gql(
+        server.url,
+        CREATE_CREW,
+        {"input": {"name": "Reviewed", "taskIds": [task["createTask"]["id"]]}},
+    )
+    execution_id = launch(server.url, crew["createCrew"]["id"])
+    page.goto(f"{server.url}/dashboard#/e/{execution_id}")
+    head = page.locator(".head h2 .badge")
+    expect(head).to_have_text("WAITING FOR INPUT")
+    expect(page.get_by_test_id("waiting")).to_contain_text("Reviewed draft")
+    page.get_by_test_id("feedback").fill("Shorter, please.")
+    page.get_by_test_id("send-feedback").click()  # the task runs again with the feedback
+    expect(page.locator(".log li", has_text="INPUT_REQUESTED")).to_have_count(2)
+    expect(head).to_have_text("WAITING FOR INPUT")
+    page.get_by_test_id("approve").click()
+    expect(head).to_have_text("COMPLETED")
+
+
 def test_fifty_output_events_a_second(offline: Offline, server: LoopLiveServer) -> None:
     """Two figures: the page fed 50 TASK_OUTPUT events a second for 5 s (its own capacity:
     the worst main-thread stall meanwhile), and the events a live server streamed to it."""

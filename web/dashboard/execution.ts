@@ -10,6 +10,7 @@ interface Event { seq: number; type: string; status: string; taskPosition: numbe
 
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED", "CRASHED"]);
 const MAX_LOG = 300;
+const HISTORY = 1000; // events read when the page opens (the server's most per request)
 
 export class ExecutionPage {
   readonly el = h("section", { class: "execution" });
@@ -24,13 +25,15 @@ export class ExecutionPage {
   private ticker = 0;
   private frame = 0;
   private chunks = new Map<number, string>();
+  private askedPosition: number | null = null; // the task of the last INPUT_REQUESTED
   /** Output events received and when (first, last): the page's own throughput figure. */
   readonly outputStats = { events: 0, first: 0, last: 0 };
 
   constructor(private t: Transport, private caps: Caps, private id: string, private mayEdit: boolean, private go: (hash: string) => void) {}
 
   private fields(): string {
-    return `id name status crewName crewId inputs result error createdAt startedAt finishedAt lastSeq parentId
+    const deadline = this.caps.inputDeadline ? "inputDeadlineAt" : "";
+    return `id name status crewName crewId inputs result error createdAt startedAt finishedAt lastSeq parentId ${deadline}
       retries { id status } tasks { position name agentName status output error startedAt finishedAt } ${this.caps.usageSelection}`;
   }
 
@@ -49,16 +52,22 @@ export class ExecutionPage {
   unmount(): void { this.dispose?.(); clearInterval(this.ticker); cancelAnimationFrame(this.frame); }
 
   private async reload(): Promise<boolean> {
-    const data = await this.t.request(`query DashboardExecution($id: ID!) { execution(id: $id) { ${this.fields()} }
-      history: execution(id: $id) { events(first: ${MAX_LOG}) { seq type status taskPosition message data createdAt } } }`, { id: this.id });
+    const data = await this.t.request(`query DashboardExecution($id: ID!) { execution(id: $id) { ${this.fields()} } }`, { id: this.id });
     if (!data.execution) {
       this.el.replaceChildren(errorBox(`No execution ${this.id} in your workspace.`));
       return false;
     }
+    const first = this.exec === null;
     this.exec = data.execution;
-    const first = this.lastSeq === 0;
+    if (first) {
+      // The latest events for the log (output chunks among them are not listed); later ones
+      // come from the subscription, which starts after `lastSeq`.
+      const upTo = this.exec.lastSeq;
+      const history = await this.t.request(`query DashboardHistory($id: ID!, $after: Int!) { execution(id: $id) {
+        events(after: $after, first: ${HISTORY}) { seq type status taskPosition message data createdAt } } }`, { id: this.id, after: Math.max(0, upTo - HISTORY) });
+      for (const e of (history.execution?.events ?? []) as Event[]) if (e.seq <= upTo) this.logEvent(e);
+    }
     this.lastSeq = Math.max(this.lastSeq, this.exec.lastSeq);
-    if (first) for (const e of data.history.events as Event[]) this.logEvent(e);
     this.render();
     return true;
   }
@@ -104,6 +113,7 @@ export class ExecutionPage {
 
   private logEvent(e: Event): void {
     if (e.type === "TASK_OUTPUT") return;
+    if (e.type === "INPUT_REQUESTED") this.askedPosition = e.taskPosition;
     const detail = e.type.startsWith("TOOL") || e.data?.tool ? JSON.stringify(e.data) : "";
     this.log.prepend(h("li", { class: `ev t-${e.type.toLowerCase()}` }, h("time", {}, when(e.createdAt)), " ", h("code", {}, e.type), " ", e.message, detail ? h("pre", {}, detail) : null));
     while (this.log.children.length > MAX_LOG) this.log.lastElementChild?.remove();
@@ -140,20 +150,20 @@ export class ExecutionPage {
   }
 
   private humanInput(): HTMLElement | null {
-    const hi = this.caps.humanInput;
     if (this.exec.status !== "WAITING_FOR_INPUT") return null;
-    if (!hi || !this.mayEdit) return h("div", { class: "waiting" }, "Waiting for a person's answer.");
-    const text = h("textarea", { rows: 3, placeholder: "Feedback for the agent", "data-testid": "feedback" });
-    const send = (approve: boolean): void => {
-      const args: Record<string, unknown> = { [hi.idArg]: this.id };
-      if (hi.textArg) args[hi.textArg] = approve ? (text.value || "approved") : text.value;
-      if (hi.approveArg) args[hi.approveArg] = approve;
-      const decl = Object.keys(args).map((k) => `$${k}: ${k === hi.idArg ? "ID!" : typeof args[k] === "boolean" ? "Boolean" : "String"}`).join(", ");
-      const call = Object.keys(args).map((k) => `${k}: $${k}`).join(", ");
-      this.mutate(`mutation DashboardHumanInput(${decl}) { ${hi.mutation}(${call}) { __typename ... on Error { message } } }`, args);
+    const asked: Task | undefined = this.askedPosition === null ? undefined : this.exec.tasks[this.askedPosition];
+    const deadline = this.exec.inputDeadlineAt ? h("p", { class: "muted" }, `Answer before ${when(this.exec.inputDeadlineAt)}.`) : null;
+    const intro = h("p", {}, `Waiting for a person to review ${asked ? `the answer of “${asked.name}”` : "the last answer"}.`);
+    if (!this.caps.humanInput || !this.mayEdit) return h("div", { class: "waiting", "data-testid": "waiting" }, intro, deadline);
+    const text = h("textarea", { rows: 3, placeholder: "Feedback: what the agent should change", "data-testid": "feedback" });
+    const respond = (approve: boolean, feedback: string | null): void => {
+      void this.mutate("mutation DashboardRespond($id: ID!, $approve: Boolean!, $feedback: String) { respondToExecution(id: $id, approve: $approve, feedback: $feedback) { __typename ... on Error { message } } }", { id: this.id, approve, feedback });
     };
-    return h("div", { class: "waiting" }, h("p", {}, "This execution waits for a person."), text,
-      h("div", { class: "actions" }, h("button", { onclick: () => send(true), "data-testid": "approve" }, "Approve"), h("button", { onclick: () => send(false), "data-testid": "send-feedback" }, "Send feedback")));
+    return h("div", { class: "waiting", "data-testid": "waiting" }, intro, deadline, text,
+      h("div", { class: "actions" },
+        h("button", { onclick: () => respond(true, null), "data-testid": "approve" }, "Approve"),
+        h("button", { onclick: () => { if (text.value.trim()) respond(false, text.value.trim()); else text.focus(); }, "data-testid": "send-feedback" }, "Send feedback"),
+        h("button", { class: "danger", onclick: () => respond(false, null), "data-testid": "reject" }, "Reject")));
   }
 
   private renderTasks(): void {

@@ -6,7 +6,8 @@ export interface Caps {
   statuses: string[];
   usageSelection: string; // GraphQL selection for usage on Execution ("" when none)
   usagePaths: { tokens: string[][]; cost: string[][] };
-  humanInput: { mutation: string; idArg: string; textArg: string | null; approveArg: string | null } | null;
+  humanInput: boolean; // respondToExecution(id, approve, feedback)
+  inputDeadline: boolean; // Execution.inputDeadlineAt
   mutations: Set<string>;
 }
 
@@ -19,7 +20,7 @@ const unwrap = (t: TypeRef): TypeRef => (t.ofType ? unwrap(t.ofType) : t);
 const TYPE = "name kind ofType { name kind ofType { name kind ofType { name kind } } }";
 
 export async function readCaps(t: Transport): Promise<Caps> {
-  const caps: Caps = { statuses: BASE_STATUSES.filter((s) => s !== "WAITING_FOR_INPUT"), usageSelection: "", usagePaths: { tokens: [], cost: [] }, humanInput: null, mutations: new Set(["createExecution", "cancelExecution", "retryExecution"]) };
+  const caps: Caps = { statuses: BASE_STATUSES.filter((s) => s !== "WAITING_FOR_INPUT"), usageSelection: "", usagePaths: { tokens: [], cost: [] }, humanInput: false, inputDeadline: false, mutations: new Set(["createExecution", "cancelExecution", "retryExecution"]) };
   let data: any;
   try {
     data = await t.request(`query DashboardSchema {
@@ -53,17 +54,8 @@ export async function readCaps(t: Transport): Promise<Caps> {
     }
   }
   caps.usageSelection = usage.join(" ");
-  // Human input: a mutation that answers a waiting execution (name it however the schema does).
-  for (const f of (data.mutation?.fields ?? []) as Field[]) {
-    if (!/human|approve|feedback|respond|answer|resume/i.test(f.name)) continue;
-    const args = f.args ?? [];
-    const idArg = args.find((a) => /^(id|executionId)$/.test(a.name));
-    if (!idArg) continue;
-    const textArg = args.find((a) => /feedback|answer|text|message|response|input/i.test(a.name) && unwrap(a.type).name === "String");
-    const approveArg = args.find((a) => /approve|approved/i.test(a.name) && unwrap(a.type).name === "Boolean");
-    caps.humanInput = { mutation: f.name, idArg: idArg.name, textArg: textArg?.name ?? null, approveArg: approveArg?.name ?? null };
-    break;
-  }
+  caps.humanInput = caps.mutations.has("respondToExecution");
+  caps.inputDeadline = fields.some((f) => f.name === "inputDeadlineAt");
   return caps;
 }
 
