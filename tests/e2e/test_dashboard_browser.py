@@ -31,6 +31,7 @@ from backend.db.migrate import upgrade
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.schemas import ApiKeyCreate
 from tests.conftest import LoopLiveServer, make_settings
+from tests.support.browser import CHROMIUM, chromium
 from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,
@@ -39,13 +40,10 @@ from tests.support.databases import (
 )
 
 try:
-    from playwright.sync_api import Browser, Page, Route, WebSocketRoute, expect, sync_playwright
-    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import Browser, Page, Route, WebSocketRoute, expect
 except ImportError:  # pragma: no cover - depends on the environment
     pytest.skip("playwright is not installed", allow_module_level=True)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 TIMEOUT_MS = 20_000
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "docs" / "images"
@@ -153,17 +151,8 @@ def record(name: str, figures: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-            )
-        except PlaywrightError as exc:  # pragma: no cover - depends on the environment
-            pytest.skip(f"cannot launch {CHROMIUM}: {exc.message.splitlines()[0]}")
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 def in_thread(function: Any, *args: Any) -> Any:

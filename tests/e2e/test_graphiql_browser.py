@@ -18,12 +18,13 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
+
+from tests.support.browser import CHROMIUM, chromium
 
 try:
     from playwright.sync_api import (
@@ -34,26 +35,13 @@ try:
         Route,
         WebSocket,
         expect,
-        sync_playwright,
     )
-    from playwright.sync_api import Error as PlaywrightError
 except ImportError:  # pragma: no cover - depends on the environment
     pytest.skip(
         "playwright is not installed (pip install playwright; no `playwright install` needed)",
         allow_module_level=True,
     )
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 20_000
 
 pytestmark = [
@@ -114,17 +102,8 @@ class GraphiQLPage:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-            )
-        except PlaywrightError as exc:  # pragma: no cover - depends on the environment
-            pytest.skip(f"cannot launch {CHROMIUM}: {exc.message.splitlines()[0]}")
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ async def test_worker_serves_metrics_on_its_port(tmp_path: Path) -> None:
         tmp_path,
     )
     try:
-        await worker.wait_for_log(r"worker metrics on http://", within=30)
+        await worker.wait_for_log(r"worker metrics on http://", within=90)
         async with httpx.AsyncClient() as http:
             response = await http.get(f"http://127.0.0.1:{port}/metrics")
         assert response.status_code == 200

@@ -1,3 +1,4 @@
+import "./style.css";
 // crewql's live dashboard: hash routes #/ (executions), #/e/<id> (one execution), #/launch.
 import { errorBox, h } from "./dom";
 import { ExecutionPage } from "./execution";
