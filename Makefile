@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.crewql-installed
 help:
 	@echo "make run     serve the API on http://127.0.0.1:8000 (embedded SQLite, GraphiQL at /graphql)"
 	@echo "make test    run the whole test suite (PostgreSQL too when CREWQL_TEST_POSTGRES_URL is set)"
-	@echo "make lint    ruff and mypy"
+	@echo "make lint    ruff, mypy and the import contracts (layers)"
 	@echo "make bench   benchmarks against a bare Strawberry app (see docs/performance.md)"
 	@echo "make schema  export schema.graphql"
 
@@ -35,6 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config.settings import Settings, load_settings
 from backend.core.audit import audit
-from backend.core.auth import Role
 from backend.core.errors import DomainError
+from backend.core.identity import Role
 from backend.schemas import ApiKeyCreate, WorkspaceCreate
 from backend.services.auth_service import AuthService
 
@@ -139,7 +139,7 @@ def settings_command(command: SettingsCommand) -> Callable[[argparse.Namespace],
 
 
 async def _with_service(settings: Settings, command: Command, args: argparse.Namespace) -> None:
-    from backend.core.unit_of_work import UnitOfWork
+    from backend.repositories.unit_of_work import UnitOfWork
 
     async with migrated_database(settings) as sessions:
         service = AuthService(lambda: UnitOfWork(sessions), cache_seconds=0)

@@ -162,7 +162,7 @@ async def _services(
     settings: Settings, args: argparse.Namespace
 ) -> AsyncIterator[tuple[CrewaiService, uuid.UUID]]:
     """CrewaiService over the configured database, and the workspace --workspace names."""
-    from backend.core.unit_of_work import UnitOfWork
+    from backend.repositories.unit_of_work import UnitOfWork
     from backend.runner.providers.registry import KNOWN_PROVIDERS
     from backend.services.auth_service import AuthService
     from backend.services.crew_service import CrewService

@@ -89,7 +89,7 @@ def _errors(schema: GraphQLSchema, document: str) -> list[GraphQLError]:
 
 
 async def _store(settings: Settings, documents: list[TrustedDocument]) -> None:
-    from backend.core.unit_of_work import UnitOfWork
+    from backend.repositories.unit_of_work import UnitOfWork
 
     async with migrated_database(settings) as sessions:
         service = DocumentService(lambda: UnitOfWork(sessions), lambda: UnitOfWork(sessions))

@@ -64,7 +64,7 @@ def _print(line: str) -> int:
 
 
 async def _rotate(settings: Settings) -> int:
-    from backend.core.unit_of_work import UnitOfWork
+    from backend.repositories.unit_of_work import UnitOfWork
     from backend.services.secret_service import SecretService
 
     async with migrated_database(settings) as sessions:
@@ -89,7 +89,7 @@ def secrets_rotate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _set(settings: Settings, workspace: str, data: SecretSet) -> None:
-    from backend.core.unit_of_work import UnitOfWork
+    from backend.repositories.unit_of_work import UnitOfWork
     from backend.services.auth_service import AuthService
     from backend.services.secret_service import SecretService
 
@@ -121,7 +121,7 @@ def secrets_set(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _list(settings: Settings, workspace: str) -> list[tuple[str, str, str]]:
-    from backend.core.unit_of_work import UnitOfWork
+    from backend.repositories.unit_of_work import UnitOfWork
     from backend.services.auth_service import AuthService
     from backend.services.secret_service import SecretService
 

@@ -26,12 +26,12 @@ from backend.api.metrics_route import metrics_endpoint
 from backend.api.routes import healthz, readyz
 from backend.api.transport import HeaderLimits
 from backend.config.settings import Settings, get_settings
+from backend.container import build_services
 from backend.db.engine import create_engine
 from backend.db.migrate import head_revision, upgrade_async
 from backend.runner.engine import SequentialEngine
 from backend.runner.providers.registry import ProviderRegistry
 from backend.runner.runner import Runner
-from backend.services.container import Services
 
 # Young-generation threshold while serving: a page of 100 crews allocates about 250,000 objects,
 # and with the default (700) collections ran over and over during one request.
@@ -55,7 +55,7 @@ async def preflight(settings: Settings) -> None:
     line from `crewql` rather than a failed lifespan's traceback (SecretsKeyRequired)."""
     engine = create_engine(settings)
     try:
-        await Services.build(engine, settings).secrets.check_key()
+        await build_services(engine, settings).secrets.check_key()
     finally:
         await engine.dispose()
 
@@ -63,7 +63,7 @@ async def preflight(settings: Settings) -> None:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     engine = create_engine(settings)
-    services = Services.build(engine, settings)
+    services = build_services(engine, settings)
     view = GraphQLView(build_schema(settings), settings, services)
 
     @asynccontextmanager
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         runner = None
         if settings.runner_enabled:
             runner = Runner(
-                services.executions, SequentialEngine(providers), settings, services.inputs
+                services.lifecycle, SequentialEngine(providers), settings, services.inputs
             )
             await runner.start()
         app.state.runner = runner

@@ -1,7 +1,7 @@
 """`crewql worker`: a runner without HTTP, for the scaled mode.
 
 It claims queued executions from PostgreSQL (SKIP LOCKED: no execution runs twice), renews a
-lease on those it runs, and reports through ExecutionService; API replicas and other workers
+lease on those it runs, and reports through ExecutionLifecycle; API replicas and other workers
 see its events through the PostgreSQL bus. SIGTERM or SIGINT stop it gracefully: it stops
 claiming, lets running executions finish within the grace period, then cancels the rest.
 """
@@ -16,18 +16,18 @@ from loguru import logger
 
 from backend.api.metrics_server import metrics_server
 from backend.config.settings import Settings
+from backend.container import build_services
 from backend.db.engine import create_engine
 from backend.runner.engine import SequentialEngine
 from backend.runner.providers.registry import ProviderRegistry
 from backend.runner.runner import Runner
-from backend.services.container import Services
 
 
 async def run_worker(settings: Settings) -> None:
     engine = create_engine(settings)
-    services = Services.build(engine, settings)
+    services = build_services(engine, settings)
     providers = ProviderRegistry(settings)
-    runner = Runner(services.executions, SequentialEngine(providers), settings, services.inputs)
+    runner = Runner(services.lifecycle, SequentialEngine(providers), settings, services.inputs)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

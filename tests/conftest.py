@@ -43,7 +43,7 @@ from backend.models import (
     TaskContext,
     Workspace,
 )
-from backend.services.container import Services
+from backend.services.bundle import Services
 from tests.support.databases import (
     REQUIRE_POSTGRES_ENV,
     create_postgres_database,

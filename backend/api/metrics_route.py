@@ -19,9 +19,10 @@ from starlette.responses import JSONResponse, Response
 
 from backend.api.graphql.authentication import authenticate
 from backend.config.settings import Settings
-from backend.core.auth import Role, Unauthenticated, bearer_token
+from backend.core.auth import Unauthenticated, bearer_token
+from backend.core.identity import Role
 from backend.observability import metrics
-from backend.services.container import Services
+from backend.services.bundle import Services
 
 # A scrape must not hang on a database that does not answer: the gauges keep their last value.
 DATABASE_READ_TIMEOUT_SECONDS = 2.0

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from backend.api.metrics_route import metrics_endpoint
 from backend.config.settings import Settings
-from backend.services.container import Services
+from backend.services.bundle import Services
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ import uuid
 
 from loguru import logger
 
-from backend.core.auth import Principal
+from backend.core.identity import Principal
 
 # Operation names and prefixes come from the client; a newline in one could forge a second line.
 _UNSAFE = re.compile(r"[^\w.:/-]")

@@ -13,10 +13,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS_DIR = ROOT / "migrations"
+# Inside the package, so an installed crewql (a wheel, `pip install .`) can migrate too.
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
@@ -57,11 +58,12 @@ def stored_revision(database_url: str) -> str | None:
     return asyncio.run(read())
 
 
+def revision_of(connection: Connection) -> str | None:
+    """The revision the database behind `connection` is at; None when it was never migrated."""
+    return MigrationContext.configure(connection, opts={"as_sql": False}).get_current_revision()
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at; None when it was never migrated."""
     async with engine.connect() as connection:
-        return await connection.run_sync(
-            lambda sync_conn: MigrationContext.configure(
-                sync_conn, opts={"as_sql": False}
-            ).get_current_revision()
-        )
+        return await connection.run_sync(revision_of)

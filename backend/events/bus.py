@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from backend.schemas import EventType, ExecutionEventResponse, ExecutionStatus
 
 if TYPE_CHECKING:
-    from backend.core.unit_of_work import UnitOfWork
+    from backend.repositories.unit_of_work import UnitOfWork
 
 # Events that change an execution's status: what a dashboard's feed carries.
 STATUS_EVENTS = frozenset(

@@ -3,9 +3,9 @@ made right after the transaction commits."""
 
 from __future__ import annotations
 
-from backend.core.unit_of_work import UnitOfWork
 from backend.events.bus import BusEvent
 from backend.events.fanout import LocalFanout
+from backend.repositories.unit_of_work import UnitOfWork
 
 
 class InMemoryEventBus(LocalFanout):

@@ -23,9 +23,9 @@ import asyncpg
 from loguru import logger
 from sqlalchemy.engine import make_url
 
-from backend.core.unit_of_work import UnitOfWork
 from backend.events.bus import BusEvent
 from backend.events.fanout import LocalFanout
+from backend.repositories.unit_of_work import UnitOfWork
 from backend.schemas import EventType, ExecutionEventResponse, ExecutionStatus
 from backend.utils.time import utcnow
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import JSON, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from backend.core.identity import DEFAULT_WORKSPACE_ID
 from backend.db.base import Base
 from backend.models.mixins import IdMixin, TimestampMixin
 
-# Created by the first migration; requests act in it until authentication exists.
-DEFAULT_WORKSPACE_ID = uuid.UUID("00000000-0000-7000-8000-000000000001")
+__all__ = ["DEFAULT_WORKSPACE_ID", "Workspace"]
 
 
 class Workspace(IdMixin, TimestampMixin, Base):

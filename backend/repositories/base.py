@@ -58,9 +58,27 @@ class BaseRepository(Generic[ModelT]):
         name_contains: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+    ) -> Page[Row[Any]]:
+        """Newest first (ids are time-ordered UUIDs, so `id` alone is the keyset). Repositories
+        with filters of their own add them as typed keyword arguments and call `_list`."""
+        return await self._list(
+            workspace_id,
+            page,
+            name_contains=name_contains,
+            created_after=created_after,
+            created_before=created_before,
+        )
+
+    async def _list(
+        self,
+        workspace_id: uuid.UUID,
+        page: PageRequest,
+        *,
+        name_contains: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
         extra: Sequence[ColumnElement[bool]] = (),
     ) -> Page[Row[Any]]:
-        """Newest first (ids are time-ordered UUIDs, so `id` alone is the keyset)."""
         c = self.table.c
         stmt = self._select(workspace_id).where(*extra)
         if name_contains:

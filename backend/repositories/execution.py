@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, func, insert, select, update
 
 from backend.models import Execution, ExecutionEvent, ExecutionTask
 from backend.repositories.base import BaseRepository
+from backend.schemas.common import Page, PageRequest
 
 
 class ExecutionRepository(BaseRepository[Execution]):
@@ -237,3 +238,30 @@ class ExecutionRepository(BaseRepository[Execution]):
         if until is not None:
             stmt = stmt.where(ExecutionEvent.seq <= until)
         return list((await self.session.execute(stmt)).all())
+
+    async def list(
+        self,
+        workspace_id: uuid.UUID,
+        page: PageRequest,
+        *,
+        name_contains: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        statuses: Sequence[str] = (),
+        crew_id: uuid.UUID | None = None,
+    ) -> Page[Row[Any]]:
+        """`statuses`: any of them (none: every status); `crew_id`: launched from that crew."""
+        c = self.table.c
+        extra: list[ColumnElement[bool]] = []
+        if statuses:
+            extra.append(c.status.in_(list(statuses)))
+        if crew_id is not None:
+            extra.append(c.crew_id == crew_id)
+        return await self._list(
+            workspace_id,
+            page,
+            name_contains=name_contains,
+            created_after=created_after,
+            created_before=created_before,
+            extra=extra,
+        )

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Row, delete, insert, select
 
 from backend.models import Crew, CrewTask, Task, TaskContext
 from backend.repositories.base import BaseRepository
+from backend.schemas.common import Page, PageRequest
 
 
 class TaskRepository(BaseRepository[Task]):
@@ -67,3 +70,23 @@ class TaskRepository(BaseRepository[Task]):
             .order_by(Crew.name)
         )
         return [(row.id, row.name) for row in await self.session.execute(stmt)]
+
+    async def list(
+        self,
+        workspace_id: uuid.UUID,
+        page: PageRequest,
+        *,
+        name_contains: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        agent_id: uuid.UUID | None = None,
+    ) -> Page[Row[Any]]:
+        """`agent_id`: only the tasks of that agent."""
+        return await self._list(
+            workspace_id,
+            page,
+            name_contains=name_contains,
+            created_after=created_after,
+            created_before=created_before,
+            extra=[] if agent_id is None else [self.table.c.agent_id == agent_id],
+        )

@@ -3,7 +3,7 @@
 Each task's prompt is made from its agent (role, goal, backstory), its description and expected
 output with the inputs filled in, and the outputs of its context tasks; the task's output is the
 model's answer. The engine reports everything through a Reporter (which goes to
-ExecutionService) and checks for cancellation at every chunk.
+ExecutionLifecycle) and checks for cancellation at every chunk.
 """
 
 from __future__ import annotations

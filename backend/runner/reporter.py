@@ -1,4 +1,4 @@
-"""Carries an engine's progress to ExecutionService, in batches.
+"""Carries an engine's progress to ExecutionLifecycle, in batches.
 
 Output arrives token by token; storing each as an event would turn a long answer into thousands
 of rows, and a transaction per step would make a fast crew cost a dozen commits. Steps are
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from backend.runner.engine import Cancelled
 from backend.runner.resilience import LeaseClock, persist
+from backend.services.execution_lifecycle import ExecutionLifecycle, RunHandle
 from backend.services.execution_progress import Step, StepKind
-from backend.services.execution_service import ExecutionService, RunHandle
 
 
 @dataclass
@@ -33,7 +33,7 @@ class ExecutionReporter:
 
     def __init__(
         self,
-        service: ExecutionService,
+        service: ExecutionLifecycle,
         run: RunHandle,
         cancel: CancelState,
         flush_interval: float,

@@ -16,7 +16,7 @@ from typing import TypeVar
 from loguru import logger
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from backend.services.execution_service import ExecutionGone
+from backend.services.execution_lifecycle import ExecutionGone
 
 T = TypeVar("T")
 

@@ -2,7 +2,7 @@
 
 Started and stopped by the application's lifespan. It keeps a strong reference to every task it
 starts (asyncio only keeps weak ones), records heartbeats, and reports everything through
-ExecutionService. Cancellation: graceful requests are seen by the engine at its next await point;
+ExecutionLifecycle. Cancellation: graceful requests are seen by the engine at its next await point;
 forced ones (or graceful ones that outlive `cancel_timeout_seconds`) cancel the asyncio task.
 """
 
@@ -28,7 +28,7 @@ from backend.runner.reporter import CancelState, ExecutionReporter
 from backend.runner.resilience import LeaseClock, persist
 from backend.schemas import EventType
 from backend.services.execution_input import HumanInput
-from backend.services.execution_service import ExecutionGone, ExecutionService, RunHandle
+from backend.services.execution_lifecycle import ExecutionGone, ExecutionLifecycle, RunHandle
 
 
 def pid_space() -> str:
@@ -89,7 +89,7 @@ class _Running:
 class Runner:
     def __init__(
         self,
-        service: ExecutionService,
+        service: ExecutionLifecycle,
         engine: SequentialEngine,
         settings: Settings,
         inputs: HumanInput,

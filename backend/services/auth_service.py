@@ -31,10 +31,11 @@ from loguru import logger
 from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError
 
-from backend.core.auth import Principal, Role, Unauthenticated
+from backend.core.auth import Unauthenticated
 from backend.core.errors import Conflict, NotFound
-from backend.core.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from backend.core.identity import Principal, Role
 from backend.repositories.api_key import ApiKeyRepository
+from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,

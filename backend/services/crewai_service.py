@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterable
 
 from backend.core.errors import Conflict
-from backend.core.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas import CrewConfig, CrewResponse
 from backend.schemas.crewai import CrewaiImport, CrewaiImportResult, CrewaiProject
 from backend.services.crew_service import CrewService

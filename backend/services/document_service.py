@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from backend.core.unit_of_work import UnitOfWorkFactory
+from backend.repositories.unit_of_work import UnitOfWorkFactory
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 SHA256_PREFIX = "sha256:"  # how GraphQL-over-HTTP's persisted documents spell a hash id

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from sqlalchemy import Row
 
 from backend.core.errors import NotFound, ValidationFailed
-from backend.core.unit_of_work import UnitOfWork
+from backend.repositories.unit_of_work import UnitOfWork
 from backend.schemas import (
     CrewConfig,
     EventType,
@@ -36,9 +36,10 @@ from backend.schemas import (
     TaskStatus,
 )
 from backend.services import execution_status
+from backend.services.execution_lifecycle import ExecutionLifecycle, RunHandle
 from backend.services.execution_progress import Step
+from backend.services.execution_record import Event, finish_tasks, record
 from backend.services.execution_resume import waiting_position
-from backend.services.execution_service import Event, ExecutionService, RunHandle
 from backend.utils.time import utcnow
 
 S = ExecutionStatus
@@ -51,12 +52,12 @@ TimeoutAction = Literal["fail", "approve"]
 class HumanInput:
     def __init__(
         self,
-        executions: ExecutionService,
+        executions: ExecutionLifecycle,
         timeout_seconds: float,
         timeout_action: TimeoutAction,
     ) -> None:
-        # The status writes go through ExecutionService's one recording step (checked
-        # transition, numbered events, bus after commit).
+        # The status writes go through the one recording step, `execution_record.record`
+        # (checked transition, numbered events, bus after commit).
         self._executions = executions
         self._timeout_seconds = timeout_seconds
         self._timeout_action: TimeoutAction = timeout_action
@@ -102,8 +103,9 @@ class HumanInput:
             },
         )
         # No worker, no lease: nothing runs while a person thinks, so nothing can crash.
-        await ex._record(
+        await record(
             uow,
+            ex.bus,
             row,
             S.WAITING_FOR_INPUT,
             [*progress, event],
@@ -180,12 +182,13 @@ class HumanInput:
                 if timed_out
                 else f"A person rejected the answer of task {task.name!r}."
             )
-            row = await ex._finish_tasks(uow, row, TaskStatus.SKIPPED)
+            row = await finish_tasks(uow, row, TaskStatus.SKIPPED)
             failed = _event(
                 EventType.EXECUTION_FAILED, f"Execution failed: {error}", None, {"code": code}
             )
-            return await ex._record(
+            return await record(
                 uow,
+                ex.bus,
                 row,
                 S.FAILED,
                 [received, failed],
@@ -209,8 +212,14 @@ class HumanInput:
             None,
             {"resume": True},
         )
-        return await ex._record(
-            uow, row, S.QUEUED, [received, queued], input_deadline_at=None, input_response=response
+        return await record(
+            uow,
+            ex.bus,
+            row,
+            S.QUEUED,
+            [received, queued],
+            input_deadline_at=None,
+            input_response=response,
         )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import Row
 from backend.config.settings import StdioServer
 from backend.core.errors import Conflict, FieldProblem, InUse, NotFound, ValidationFailed
 from backend.core.tools.mcp_client import McpEndpoint
-from backend.core.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas.tool import (
     McpHeader,
     McpServerCreate,

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from backend.config.settings import SettingsError
 from backend.core.errors import Conflict, DomainError, InUse, NotFound
 from backend.core.secret_box import SecretBox, SecretUnreadable
-from backend.core.unit_of_work import UnitOfWorkFactory
+from backend.repositories.unit_of_work import UnitOfWorkFactory
 from backend.schemas.secret import SecretResponse, SecretSet
 
 # The secret each provider's key is read from unless the agent names another.

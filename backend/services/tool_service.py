@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from backend.core.errors import DomainError, FieldProblem, NotFound
 from backend.core.tools.builtin import BUILTIN_NAMES, builtin_toolset
 from backend.core.tools.mcp_client import McpEndpoint, McpTool, McpToolLister, McpUnavailable
-from backend.core.unit_of_work import UnitOfWorkFactory
+from backend.repositories.unit_of_work import UnitOfWorkFactory
 from backend.schemas.tool import (
     McpServerResponse,
     ToolInfo,

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.models import DEFAULT_WORKSPACE_ID
 from tests.conftest import LoopLiveServer, fresh_live_server
 from tests.support.auth import make_key

@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.models import DEFAULT_WORKSPACE_ID
 from tests.conftest import LoopLiveServer, fresh_live_server
 from tests.support.auth import bearer, make_key

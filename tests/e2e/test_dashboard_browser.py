@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.db.migrate import upgrade
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.schemas import ApiKeyCreate

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.models import DEFAULT_WORKSPACE_ID
 from tests.conftest import LoopLiveServer, fresh_live_server
 from tests.support.auth import bearer, make_key

@@ -14,12 +14,13 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from backend.core.auth import Principal, Role, Unauthenticated
+from backend.core.auth import Unauthenticated
 from backend.core.errors import Conflict, NotFound
-from backend.core.unit_of_work import UnitOfWork
+from backend.core.identity import Principal, Role
 from backend.db.engine import create_engine, create_sessionmaker
 from backend.db.migrate import downgrade, upgrade
 from backend.models import DEFAULT_WORKSPACE_ID, ApiKey, Execution, ExecutionEvent, Workspace
+from backend.repositories.unit_of_work import UnitOfWork
 from backend.schemas import ApiKeyCreate, WorkspaceCreate
 from backend.services import auth_service
 from backend.services.auth_service import AuthService, make_token, parse_token

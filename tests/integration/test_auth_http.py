@@ -21,9 +21,10 @@ from backend.api.graphql.loaders import Loaders
 from backend.api.graphql.schema import build_schema
 from backend.config.settings import Settings
 from backend.core import auth as core_auth
-from backend.core.auth import Principal, Role, required_role
+from backend.core.auth import required_role
+from backend.core.identity import Principal, Role
 from backend.models import DEFAULT_WORKSPACE_ID
-from backend.services.container import Services
+from backend.services.bundle import Services
 from tests.conftest import make_settings
 from tests.support.auth import (
     Operation,

@@ -6,7 +6,7 @@ import asyncio
 
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.schemas import AgentCreate, PageRequest
-from backend.services.container import Services
+from backend.services.bundle import Services
 
 
 async def test_concurrent_creates_all_land(services: Services) -> None:

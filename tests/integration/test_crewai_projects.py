@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.schemas import WorkspaceCreate
 from backend.schemas.crewai import CrewaiImport
-from backend.services.container import Services
+from backend.services.bundle import Services
 from tests.support.executions import launch, wait_for
 from tests.support.graphql import GraphQLClient
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 import httpx
 
 from backend.config.settings import Settings
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.main import create_app
 from backend.models import DEFAULT_WORKSPACE_ID
-from backend.services.container import Services
+from backend.services.bundle import Services
 from backend.utils.time import utcnow
 from tests.conftest import _clean
 from tests.support.auth import bearer, make_key
@@ -68,7 +68,7 @@ async def test_me_tells_a_viewer_its_role(settings: Settings) -> None:
 async def test_updates_replay_after_an_instant(client: GraphQLClient, services: Services) -> None:
     since = utcnow() - timedelta(seconds=1)
     launched = [(await launch(client, crew=CREW, inputs={"q": "x"}))["id"] for _ in range(2)]
-    stream = services.executions.stream_updates(DEFAULT_WORKSPACE_ID, after=since)
+    stream = services.watch.stream_updates(DEFAULT_WORKSPACE_ID, after=since)
     try:
         first = await asyncio.wait_for(anext(stream), 5)
         second = await asyncio.wait_for(anext(stream), 5)

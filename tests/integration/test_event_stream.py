@@ -22,7 +22,8 @@ from backend.schemas import (
     ExecutionEventResponse,
     ExecutionStatus,
 )
-from backend.services.execution_service import ExecutionService, RunHandle
+from backend.services.bundle import Services
+from backend.services.execution_lifecycle import RunHandle
 from tests.conftest import _clean
 
 CONFIG = CrewConfig.model_validate(
@@ -44,11 +45,11 @@ async def small_buffer_app(settings: Settings) -> AsyncIterator[Starlette]:
         await app.state.engine.dispose()
 
 
-async def running_execution(service: ExecutionService) -> RunHandle:
-    created = await service.create_execution(WS, ExecutionCreate(crew=CONFIG))
-    [run] = await service.claim("test-worker", 1)
+async def running_execution(services: Services) -> RunHandle:
+    created = await services.executions.create_execution(WS, ExecutionCreate(crew=CONFIG))
+    [run] = await services.lifecycle.claim("test-worker", 1)
     assert run.id == created.id
-    await service.task_started(run, 0)
+    await services.lifecycle.task_started(run, 0)
     return run
 
 
@@ -57,84 +58,86 @@ async def collect(stream: AsyncIterator[ExecutionEventResponse]) -> list[Executi
 
 
 async def test_concurrent_writers_never_share_a_seq(small_buffer_app: Starlette) -> None:
-    service: ExecutionService = small_buffer_app.state.services.executions
-    run = await running_execution(service)
-    await asyncio.gather(*(service.task_output(run, 0, f"chunk {i} ") for i in range(30)))
-    await service.complete(run, {"final": "x"})
-    events = await service.events(WS, run.id, limit=1000)
+    services: Services = small_buffer_app.state.services
+    run = await running_execution(services)
+    await asyncio.gather(
+        *(services.lifecycle.task_output(run, 0, f"chunk {i} ") for i in range(30))
+    )
+    await services.lifecycle.complete(run, {"final": "x"})
+    events = await services.executions.events(WS, run.id, limit=1000)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert len(events) == 3 + 30 + 1
-    tasks = (await service.tasks_of(WS, [run.id]))[run.id]
+    tasks = (await services.executions.tasks_of(WS, [run.id]))[run.id]
     assert sorted(tasks[0].output.split("chunk ")[1:]) == sorted(f"{i} " for i in range(30))
 
 
 async def test_stream_replays_then_follows_live(small_buffer_app: Starlette) -> None:
-    service: ExecutionService = small_buffer_app.state.services.executions
-    run = await running_execution(service)
-    stream = service.stream_events(WS, run.id)
+    services: Services = small_buffer_app.state.services
+    run = await running_execution(services)
+    stream = services.watch.stream_events(WS, run.id)
     consumer = asyncio.create_task(collect(stream))
     await asyncio.sleep(0.05)  # the consumer has read the history and waits for live events
     for i in range(20):  # many more than the buffer of 2 holds: the stream must catch up
-        await service.task_output(run, 0, f"{i};")
-    await service.task_completed(run, 0, "done")
-    await service.complete(run, {"final": "done"})
+        await services.lifecycle.task_output(run, 0, f"{i};")
+    await services.lifecycle.task_completed(run, 0, "done")
+    await services.lifecycle.complete(run, {"final": "done"})
     events = await asyncio.wait_for(consumer, timeout=5)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert events[-1].type == EventType.EXECUTION_COMPLETED
-    assert service.bus.subscriber_count == 0
+    assert services.bus.subscriber_count == 0
 
 
 async def test_stream_after_and_finished_executions(small_buffer_app: Starlette) -> None:
-    service: ExecutionService = small_buffer_app.state.services.executions
-    run = await running_execution(service)
-    await service.complete(run, {"final": "x"})
-    everything = await collect(service.stream_events(WS, run.id))
+    services: Services = small_buffer_app.state.services
+    run = await running_execution(services)
+    await services.lifecycle.complete(run, {"final": "x"})
+    everything = await collect(services.watch.stream_events(WS, run.id))
     assert [e.seq for e in everything] == [1, 2, 3, 4]
-    tail = await collect(service.stream_events(WS, run.id, after=2))
+    tail = await collect(services.watch.stream_events(WS, run.id, after=2))
     assert [e.seq for e in tail] == [3, 4]
-    assert await collect(service.stream_events(WS, run.id, after=4)) == []
+    assert await collect(services.watch.stream_events(WS, run.id, after=4)) == []
 
 
 async def test_stream_of_unknown_execution_fails_at_once(small_buffer_app: Starlette) -> None:
-    service: ExecutionService = small_buffer_app.state.services.executions
+    services: Services = small_buffer_app.state.services
     with pytest.raises(Exception, match="does not exist"):
-        await collect(service.stream_events(WS, uuid.uuid4()))
-    assert service.bus.subscriber_count == 0
+        await collect(services.watch.stream_events(WS, uuid.uuid4()))
+    assert services.bus.subscriber_count == 0
 
 
 async def test_abandoned_stream_leaves_nothing_behind(small_buffer_app: Starlette) -> None:
-    service: ExecutionService = small_buffer_app.state.services.executions
-    run = await running_execution(service)
-    streams = [service.stream_events(WS, run.id) for _ in range(5)]
+    services: Services = small_buffer_app.state.services
+    run = await running_execution(services)
+    streams = [services.watch.stream_events(WS, run.id) for _ in range(5)]
     for stream in streams:
         await stream.__anext__()
-    assert service.bus.subscriber_count == 5
+    assert services.bus.subscriber_count == 5
     for stream in streams:
         await stream.aclose()
-    assert service.bus.subscriber_count == 0
-    updates = service.stream_updates(WS)
+    assert services.bus.subscriber_count == 0
+    updates = services.watch.stream_updates(WS)
     reader = asyncio.create_task(updates.__anext__())
     await asyncio.sleep(0.01)
-    assert service.bus.subscriber_count == 1
+    assert services.bus.subscriber_count == 1
     reader.cancel()
     await asyncio.gather(reader, return_exceptions=True)
     await updates.aclose()
-    assert service.bus.subscriber_count == 0
+    assert services.bus.subscriber_count == 0
 
 
 async def test_update_feed_filters_by_workspace(small_buffer_app: Starlette) -> None:
-    service: ExecutionService = small_buffer_app.state.services.executions
+    services: Services = small_buffer_app.state.services
     other_workspace = uuid.uuid4()
-    feed = service.stream_updates(WS)
-    foreign = service.stream_updates(other_workspace)
+    feed = services.watch.stream_updates(WS)
+    foreign = services.watch.stream_updates(other_workspace)
     first = asyncio.create_task(feed.__anext__())
     foreign_first = asyncio.create_task(foreign.__anext__())
     await asyncio.sleep(0.01)
-    run = await running_execution(service)
+    run = await running_execution(services)
     event = await asyncio.wait_for(first, timeout=2)
     assert event.execution_id == run.id
     # Read later: the feed still holds every change, oldest first.
-    await service.complete(run, {})
+    await services.lifecycle.complete(run, {})
     await asyncio.sleep(0.01)
     started = await asyncio.wait_for(feed.__anext__(), timeout=2)
     assert started.type == EventType.EXECUTION_STARTED
@@ -178,11 +181,11 @@ def test_update_feed_coalesces_only_when_it_lags() -> None:
 async def test_after_beyond_the_end_of_a_running_execution_completes_at_its_end(
     small_buffer_app: Starlette,
 ) -> None:
-    service: ExecutionService = small_buffer_app.state.services.executions
-    run = await running_execution(service)
-    consumer = asyncio.create_task(collect(service.stream_events(WS, run.id, after=1_000)))
+    services: Services = small_buffer_app.state.services
+    run = await running_execution(services)
+    consumer = asyncio.create_task(collect(services.watch.stream_events(WS, run.id, after=1_000)))
     await asyncio.sleep(0.05)
     assert not consumer.done()
-    await service.complete(run, {})
+    await services.lifecycle.complete(run, {})
     assert await asyncio.wait_for(consumer, timeout=5) == []
-    assert service.bus.subscriber_count == 0
+    assert services.bus.subscriber_count == 0

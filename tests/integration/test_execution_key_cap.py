@@ -8,10 +8,10 @@ import uuid
 import pytest
 
 from backend.config.settings import Settings
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.models import DEFAULT_WORKSPACE_ID as WS
 from backend.schemas import CrewConfig, ExecutionCreate, ExecutionStatus
-from backend.services.container import Services
+from backend.services.bundle import Services
 from tests.conftest import make_settings
 from tests.support.auth import make_key
 
@@ -51,10 +51,10 @@ async def test_a_key_runs_at_most_its_cap_and_others_are_not_starved(
     quiet_run = await launch(services, quiet)
     local_run = await launch(services, None)  # authentication off: no cap
 
-    claimed = {run.id for run in await services.executions.claim("w1", 10)}
+    claimed = {run.id for run in await services.lifecycle.claim("w1", 10)}
     assert claimed == {*busy_runs[:2], quiet_run, local_run}
     # Another worker, later: the busy key is at its cap, its others stay QUEUED.
-    assert await services.executions.claim("w2", 10) == []
+    assert await services.lifecycle.claim("w2", 10) == []
     for execution_id in busy_runs[2:]:
         found = await services.executions.get_execution(WS, execution_id)
         assert found.status == ExecutionStatus.QUEUED
@@ -65,8 +65,8 @@ async def test_a_key_runs_at_most_its_cap_and_others_are_not_starved(
 async def test_finishing_frees_a_slot(services: Services) -> None:
     busy = await key_id(services, "busy")
     runs = [await launch(services, busy) for _ in range(3)]
-    first = await services.executions.claim("w1", 10)
+    first = await services.lifecycle.claim("w1", 10)
     assert {h.id for h in first} == set(runs[:2])
-    await services.executions.fail(first[0], "stopped by the test")
-    second = await services.executions.claim("w2", 10)
+    await services.lifecycle.fail(first[0], "stopped by the test")
+    second = await services.lifecycle.claim("w2", 10)
     assert [h.id for h in second] == [runs[2]]

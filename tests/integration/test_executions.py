@@ -377,7 +377,7 @@ async def test_startup_marks_leftover_running_executions_crashed(harness: Harnes
     async with harness(lifespan=False) as (app, client):
         made = await blog_crew(client)
         launched = await launch(client, crewId=made["crew"], inputs={"topic": "t", "audience": "a"})
-        claimed = await app.state.services.executions.claim(f"{pid_space()}:999999:dead", 10)
+        claimed = await app.state.services.lifecycle.claim(f"{pid_space()}:999999:dead", 10)
         assert [str(c.id) for c in claimed] == [launched["id"]]
         async with app.router.lifespan_context(app):
             found = await detail(client, launched["id"])

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-import backend.api.routes
+import backend.services.health_service
 from backend.db.migrate import head_revision, upgrade_async
 from tests.conftest import app_http, free_port, make_settings
 from tests.support.databases import (
@@ -95,7 +95,7 @@ async def silent_database_url() -> AsyncIterator[str]:
 async def test_readyz_gives_up_on_a_database_that_never_answers(
     silent_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(backend.api.routes, "READINESS_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(backend.services.health_service, "READINESS_TIMEOUT_SECONDS", 0.2)
     async with http_for(silent_database_url) as http:
         # asyncpg alone would wait a minute; without the probe's own timeout this fails.
         response = await asyncio.wait_for(http.get("/readyz"), timeout=10)

@@ -13,11 +13,11 @@ import pytest
 from starlette.applications import Starlette
 
 from backend.config.settings import Settings, StdioServer
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.core.secret_box import generate_key
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.schemas.secret import SecretSet
-from backend.services.container import Services
+from backend.services.bundle import Services
 from tests.conftest import make_settings
 from tests.support.auth import bearer, make_key
 from tests.support.mcp_server import RunningMcpServer, mcp_server

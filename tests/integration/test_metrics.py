@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from backend.config.settings import Settings
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.main import create_app
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.observability import metrics

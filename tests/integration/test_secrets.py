@@ -17,13 +17,13 @@ from starlette.applications import Starlette
 
 from backend.config.logging import configure_logging
 from backend.config.settings import Settings, load_settings
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.core.secret_box import SecretBox, SecretUnreadable, generate_key
-from backend.core.unit_of_work import UnitOfWork
 from backend.db.engine import create_sessionmaker
 from backend.main import create_app
 from backend.models import DEFAULT_WORKSPACE_ID, Secret
-from backend.services.container import Services
+from backend.repositories.unit_of_work import UnitOfWork
+from backend.services.bundle import Services
 from backend.services.secret_service import SecretMissing, SecretService, SecretsKeyRequired
 from tests.conftest import make_settings
 from tests.support.auth import bearer, make_key

@@ -29,7 +29,7 @@ from backend.models import DEFAULT_WORKSPACE_ID, Secret
 from backend.runner.tools import Toolbox, build_toolsets
 from backend.schemas.secret import SecretSet
 from backend.schemas.tool import McpHeader, McpServerCreate, McpTransport
-from backend.services.container import Services
+from backend.services.bundle import Services
 from backend.services.secret_service import SecretMissing
 from tests.conftest import make_settings
 from tests.support.mcp_server import RunningMcpServer, mcp_server

@@ -23,11 +23,11 @@ from backend.api.graphql.context import Context
 from backend.api.graphql.loaders import Loaders
 from backend.api.graphql.schema import build_schema
 from backend.config.settings import Settings
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.schemas import WorkspaceCreate
 from backend.schemas.tool import McpServerCreate
-from backend.services.container import Services
+from backend.services.bundle import Services
 from tests.conftest import make_settings
 from tests.support.auth import Operation, bearer, make_key, schema_operations
 from tests.support.executions import launch

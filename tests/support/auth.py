@@ -28,9 +28,9 @@ from graphql import (
 )
 from loguru import logger
 
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.schemas import ApiKeyCreate
-from backend.services.container import Services
+from backend.services.bundle import Services
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 Kind = str  # "query" | "mutation" | "subscription"

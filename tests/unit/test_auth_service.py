@@ -21,16 +21,8 @@ from sqlalchemy.exc import OperationalError
 
 from backend.config.settings import SettingsError, is_loopback, load_settings
 from backend.core import audit as audit_module
-from backend.core.auth import (
-    LOCAL_PRINCIPAL,
-    Forbidden,
-    Principal,
-    RateLimited,
-    Role,
-    Unauthenticated,
-    bearer_token,
-    required_role,
-)
+from backend.core.auth import RateLimited, Unauthenticated, bearer_token, required_role
+from backend.core.identity import LOCAL_PRINCIPAL, Forbidden, Principal, Role
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.services import auth_service
 from backend.services.auth_service import (

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from backend.core.auth import Role, Unauthenticated
-from backend.core.unit_of_work import UnitOfWork
+from backend.core.auth import Unauthenticated
+from backend.core.identity import Role
 from backend.db.engine import create_engine, create_sessionmaker
 from backend.db.migrate import upgrade
+from backend.repositories.unit_of_work import UnitOfWork
 from backend.services.auth_service import AuthService
 from tests.conftest import make_settings
 from tests.support.databases import sqlite_url

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from backend.runner.resilience import LeaseClock, persist
-from backend.services.execution_service import ExecutionGone
+from backend.services.execution_lifecycle import ExecutionGone
 
 
 def outage(failures: int) -> tuple[list[int], object]:

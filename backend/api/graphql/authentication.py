@@ -26,15 +26,10 @@ from loguru import logger
 
 from backend.config.settings import Settings
 from backend.core.audit import audit
-from backend.core.auth import (
-    LOCAL_PRINCIPAL,
-    Principal,
-    RateLimited,
-    Unauthenticated,
-    bearer_token,
-)
+from backend.core.auth import RateLimited, Unauthenticated, bearer_token
+from backend.core.identity import LOCAL_PRINCIPAL, Principal
 from backend.services.auth_service import public_prefix
-from backend.services.container import Services
+from backend.services.bundle import Services
 
 UNAUTHORIZED_CLOSE = 4401
 TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"

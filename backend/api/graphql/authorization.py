@@ -29,8 +29,9 @@ from strawberry.types import Info
 
 from backend.api.graphql.errors import ClientError
 from backend.core.audit import audit
-from backend.core.auth import Forbidden, OperationKind, Principal, Unauthenticated, required_role
+from backend.core.auth import OperationKind, Unauthenticated, required_role
 from backend.core.errors import DomainError
+from backend.core.identity import Forbidden, Principal
 
 FORBIDDEN = "FORBIDDEN"
 

@@ -17,8 +17,9 @@ from strawberry.types import Info as StrawberryInfo
 
 from backend.api.graphql.loaders import Loaders
 from backend.config.settings import Settings
-from backend.core.auth import Principal, Unauthenticated
-from backend.services.container import Services
+from backend.core.auth import Unauthenticated
+from backend.core.identity import Principal
+from backend.services.bundle import Services
 
 
 @dataclass

@@ -22,8 +22,8 @@ from backend.schemas import (
     ExecutionTaskResponse,
     TaskResponse,
 )
-from backend.services.container import Services
-from backend.services.crew_service import CrewGraph, GraphFields
+from backend.services.bundle import Services
+from backend.services.crew_graph import CrewGraph, GraphFields
 
 T = TypeVar("T")
 

@@ -22,7 +22,7 @@ from backend.api.graphql.types.agent import Agent
 from backend.api.graphql.types.crew import Crew
 from backend.api.graphql.types.task import Task
 from backend.schemas import AgentResponse, CrewResponse, TaskResponse
-from backend.services.crew_service import CrewGraph, GraphFields
+from backend.services.crew_graph import CrewGraph, GraphFields
 
 GqlT = TypeVar("GqlT")
 

@@ -36,8 +36,8 @@ from backend.api.graphql.authentication import (
     RevocationWatcher,
     limited,
 )
-from backend.core.auth import Principal
-from backend.services.container import Services
+from backend.core.identity import Principal
+from backend.services.bundle import Services
 
 # Websockets first: what Strawberry offers in the handshake keeps its order.
 PROTOCOLS = (

@@ -69,7 +69,7 @@ from backend.api.graphql.websocket import GuardedWebSocket, LegacyWSHandler, Tra
 from backend.api.instrumentation import count_refusal
 from backend.config.settings import Settings
 from backend.core.auth import RateLimited, Unauthenticated
-from backend.services.container import Services
+from backend.services.bundle import Services
 
 STATUS_CODES = {
     400: "BAD_REQUEST",

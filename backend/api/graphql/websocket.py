@@ -66,7 +66,8 @@ from backend.api.graphql.ws_frames import (
     NotJson,
     check_frame,
 )
-from backend.core.auth import Principal, RateLimited, Unauthenticated
+from backend.core.auth import RateLimited, Unauthenticated
+from backend.core.identity import Principal
 from backend.core.rate_limit import TokenBucketLimiter
 
 if TYPE_CHECKING:

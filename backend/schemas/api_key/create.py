@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.schemas.base import InputSchema
 from backend.schemas.common.fields import Name
 

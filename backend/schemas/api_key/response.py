@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.schemas.base import ResponseSchema
 
 

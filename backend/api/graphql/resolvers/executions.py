@@ -232,7 +232,7 @@ class ExecutionSubscription:
         parsed = parse_id(execution_id)
         if parsed is None:
             raise ClientError(f"Execution {execution_id} does not exist.", "NOT_FOUND")
-        stream = ctx.services.executions.stream_events(ctx.workspace_id, parsed, after=after or 0)
+        stream = ctx.services.watch.stream_events(ctx.workspace_id, parsed, after=after or 0)
         clock = metrics.DeliveryClock("executionEvents")
         try:
             with metrics.subscription_open("executionEvents"):
@@ -258,7 +258,7 @@ class ExecutionSubscription:
     ) -> AsyncGenerator[ExecutionEvent, None]:
         ctx = info.context
         flt = filter or ExecutionUpdatesFilter()
-        stream = ctx.services.executions.stream_updates(
+        stream = ctx.services.watch.stream_updates(
             ctx.workspace_id, statuses=flt.statuses or (), crew_id=_crew_id(flt), after=after
         )
         clock = metrics.DeliveryClock("executionUpdates")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import strawberry
 
-from backend.core.auth import Role
+from backend.core.identity import Role
 from backend.schemas import CrewProcess, EventType, ExecutionStatus, TaskStatus
 from backend.schemas.tool import McpTransport, ToolSource
 

@@ -28,6 +28,7 @@ from backend.repositories.execution import ExecutionRepository
 from backend.repositories.execution_queue import ExecutionQueueRepository
 from backend.repositories.mcp_server import McpServerRepository
 from backend.repositories.persisted_document import PersistedDocumentRepository
+from backend.repositories.schema_revision import SchemaRevisionRepository
 from backend.repositories.secret import SecretRepository
 from backend.repositories.task import TaskRepository
 from backend.repositories.workspace import WorkspaceRepository
@@ -47,6 +48,7 @@ class UnitOfWork:
     documents: PersistedDocumentRepository
     secrets: SecretRepository
     mcp_servers: McpServerRepository
+    schema_revision: SchemaRevisionRepository
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class UnitOfWork:
         self.documents = PersistedDocumentRepository(self.session)
         self.secrets = SecretRepository(self.session)
         self.mcp_servers = McpServerRepository(self.session)
+        self.schema_revision = SchemaRevisionRepository(self.session)
         return self
 
     async def __aexit__(

@@ -1,0 +1,299 @@
+"""The run lifecycle of an execution: what runners call while they run one.
+
+Claim (QUEUED -> RUNNING with a lease), heartbeat (renew the lease), record progress in batches,
+finish (completed, failed, cancelled), and reap executions whose runner is gone. The API side
+(launch, read, cancel, retry) is `execution_service.py`, watching is `execution_watch.py`; status
+and events are written only through `execution_record.record`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Row
+
+from backend.core.errors import DomainError
+from backend.events.bus import EventBus, UpdateSubscription
+from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
+from backend.schemas import TERMINAL, CrewConfig, EventType, ExecutionStatus, TaskStatus
+from backend.services.execution_progress import Step, StepKind, plan
+from backend.services.execution_record import Event, finish_tasks, record
+from backend.services.execution_resume import Resume, resume_of
+from backend.utils.time import utcnow
+
+S = ExecutionStatus
+
+
+class ExecutionGone(DomainError):
+    """The execution was finished elsewhere (cancelled, crashed by a reaper): stop running it."""
+
+    code = "EXECUTION_GONE"
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    """What the runner needs to run one claimed execution."""
+
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    name: str
+    config: CrewConfig
+    inputs: dict[str, Any]
+    # Where it starts: from the top, or after a wait for human input (execution_resume.py).
+    resume: Resume = field(default_factory=Resume)
+
+
+class ExecutionLifecycle:
+    """The runner's side of executions; it never sees GraphQL and never reads for a client."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        read_uow: UnitOfWorkFactory,
+        bus: EventBus,
+        lease_seconds: float = 30.0,
+        max_running_per_key: int = 0,
+    ) -> None:
+        self._uow = uow
+        self._read_uow = read_uow
+        self.bus = bus
+        self._lease = timedelta(seconds=lease_seconds)
+        self._max_running_per_key = max_running_per_key
+
+    def runner_feed(self) -> AbstractAsyncContextManager[UpdateSubscription]:
+        """What runners listen to, in every workspace: new work (EXECUTION_QUEUED) and
+        cancellation requests (EXECUTION_CANCELLING, with `force`). In scaled mode these reach
+        the worker process that runs the execution through the bus."""
+        wanted = {EventType.EXECUTION_QUEUED, EventType.EXECUTION_CANCELLING}
+        return self.bus.subscribe_updates(lambda item: item.type in wanted, internal=True)
+
+    async def claim(self, worker_id: str, limit: int) -> list[RunHandle]:
+        """Moves up to `limit` of the oldest QUEUED executions to RUNNING for this worker."""
+        now = utcnow()
+        handles = []
+        async with self._uow() as uow:
+            for queued in await uow.queue.lock_queued(limit, self._max_running_per_key):
+                row = await uow.executions.get(queued.workspace_id, queued.id)
+                assert row is not None
+                # Started before: it waited for human input and was answered (execution_input).
+                resumed = row.started_at is not None
+                resume = Resume()
+                if resumed:
+                    tasks = await uow.executions.tasks(row.workspace_id, [row.id])
+                    resume = resume_of(tasks[row.id], row.input_response)
+                started = Event(
+                    EventType.EXECUTION_STARTED,
+                    f"{'Resumed' if resumed else 'Started'} on {worker_id}.",
+                    data={"worker": worker_id, **({"resumed": True} if resumed else {})},
+                )
+                row = await record(
+                    uow,
+                    self.bus,
+                    row,
+                    S.RUNNING,
+                    [started],
+                    worker_id=worker_id,
+                    started_at=row.started_at or now,
+                    heartbeat_at=now,
+                    lease_expires_at=now + self._lease,
+                    input_response=None,
+                )
+                handles.append(
+                    RunHandle(
+                        row.id,
+                        row.workspace_id,
+                        row.name,
+                        CrewConfig.model_validate(row.config),
+                        dict(row.inputs),
+                        resume,
+                    )
+                )
+        return handles
+
+    async def heartbeat(self, worker_id: str, execution_ids: Sequence[uuid.UUID]) -> None:
+        now = utcnow()
+        async with self._uow() as uow:
+            await uow.queue.heartbeat(worker_id, execution_ids, now, now + self._lease)
+
+    async def record_progress(self, run: RunHandle, steps: list[Step]) -> None:
+        """Writes a batch of an engine's steps (task states and their events) at once."""
+        if not steps:
+            return
+        async with self._uow() as uow:
+            row = await self._running_row(uow, run)
+            await self._apply_steps(uow, row, run, steps)
+
+    async def task_started(self, run: RunHandle, position: int) -> None:
+        await self.record_progress(run, [Step(StepKind.STARTED, position)])
+
+    async def task_output(self, run: RunHandle, position: int, chunk: str) -> None:
+        await self.record_progress(run, [Step(StepKind.OUTPUT, position, chunk)])
+
+    async def task_completed(
+        self, run: RunHandle, position: int, output: str, pending_chunk: str = ""
+    ) -> None:
+        steps = [Step(StepKind.OUTPUT, position, pending_chunk)] if pending_chunk else []
+        steps.append(Step(StepKind.COMPLETED, position, output=output))
+        await self.record_progress(run, steps)
+
+    async def task_failed(self, run: RunHandle, position: int, error: str, output: str) -> None:
+        await self.record_progress(run, [Step(StepKind.FAILED, position, error, output)])
+
+    async def complete(
+        self, run: RunHandle, result: dict[str, Any], steps: Sequence[Step] = ()
+    ) -> ExecutionStatus:
+        return await self._finish(
+            run,
+            S.COMPLETED,
+            Event(EventType.EXECUTION_COMPLETED, "Execution completed."),
+            steps=steps,
+            result=result,
+        )
+
+    async def fail(self, run: RunHandle, error: str, steps: Sequence[Step] = ()) -> ExecutionStatus:
+        return await self._finish(
+            run,
+            S.FAILED,
+            Event(EventType.EXECUTION_FAILED, f"Execution failed: {error}"),
+            steps=steps,
+            error=error,
+            task_status=TaskStatus.SKIPPED,
+        )
+
+    async def cancelled(
+        self, run: RunHandle, reason: str, steps: Sequence[Step] = ()
+    ) -> ExecutionStatus:
+        """Records that the engine stopped; from RUNNING it passes through CANCELLING first."""
+        async with self._uow() as uow:
+            row = await uow.executions.get_for_update(run.workspace_id, run.id)
+            if row is None or S(row.status) in TERMINAL:
+                return S(row.status) if row else S.CANCELLED
+            row = await self._apply_steps(uow, row, run, list(steps))
+            if S(row.status) == S.RUNNING:
+                row = await record(
+                    uow,
+                    self.bus,
+                    row,
+                    S.CANCELLING,
+                    [Event(EventType.EXECUTION_CANCELLING, reason, data={"force": True})],
+                )
+            row = await finish_tasks(uow, row, TaskStatus.CANCELLED)
+            row = await record(
+                uow,
+                self.bus,
+                row,
+                S.CANCELLED,
+                [Event(EventType.EXECUTION_CANCELLED, reason)],
+                finished_at=utcnow(),
+                error=reason,
+            )
+        return S.CANCELLED
+
+    async def _apply_steps(
+        self, uow: UnitOfWork, row: Row[Any], run: RunHandle, steps: list[Step]
+    ) -> Row[Any]:
+        progress = await self._write_steps(uow, row, run, steps)
+        if not progress:
+            return row
+        return await record(uow, self.bus, row, S(row.status), progress)
+
+    async def _write_steps(
+        self, uow: UnitOfWork, row: Row[Any], run: RunHandle, steps: list[Step]
+    ) -> list[Event]:
+        """Writes the steps' task states; returns their events (stamped with the current
+        status) for the caller to record in the same transaction."""
+        if not steps:
+            return []
+        writes, events = plan(run.config, steps, utcnow())
+        for position, write in writes.items():
+            if write.values or write.append:
+                await uow.executions.update_task(
+                    run.workspace_id,
+                    run.id,
+                    position,
+                    write.values,
+                    append_output=write.append or None,
+                )
+        current = S(row.status)
+        return [Event(e.type, e.message, e.task_position, e.data, current) for e in events]
+
+    async def reap(self, is_dead: Callable[[str | None], bool]) -> int:
+        """Marks CRASHED every RUNNING/CANCELLING execution whose runner is gone: its lease
+        expired (no heartbeat), or `is_dead` recognises its worker as a stopped process."""
+        now = utcnow()
+        async with self._read_uow() as uow:
+            candidates = await uow.queue.unfinished()
+        crashed = 0
+        for candidate in candidates:
+            expired = candidate.lease_expires_at is not None and candidate.lease_expires_at < now
+            if not (expired or is_dead(candidate.worker_id)):
+                continue
+            worker = candidate.worker_id or "an unknown worker"
+            reason = (
+                f"The worker {worker} stopped renewing its lease; it is presumed dead."
+                if expired
+                else f"The process that ran this execution ({worker}) stopped before it finished."
+            )
+            async with self._uow() as uow:
+                row = await uow.executions.get_for_update(
+                    candidate.workspace_id, candidate.id, skip_locked=True
+                )
+                if row is None or S(row.status) not in (S.RUNNING, S.CANCELLING):
+                    continue
+                if row.worker_id != candidate.worker_id:
+                    continue  # claimed again meanwhile
+                row = await finish_tasks(uow, row, TaskStatus.FAILED, error=reason)
+                await record(
+                    uow,
+                    self.bus,
+                    row,
+                    S.CRASHED,
+                    [Event(EventType.EXECUTION_CRASHED, reason, data={"worker": row.worker_id})],
+                    finished_at=utcnow(),
+                    error=reason,
+                )
+                crashed += 1
+        return crashed
+
+    async def cancel_requested(self, run: RunHandle) -> tuple[bool, bool]:
+        async with self._read_uow() as uow:
+            row = await uow.executions.get(run.workspace_id, run.id)
+        if row is None:
+            return True, True
+        return bool(row.cancel_requested), bool(row.cancel_force)
+
+    async def _finish(
+        self,
+        run: RunHandle,
+        target: ExecutionStatus,
+        event: Event,
+        *,
+        steps: Sequence[Step] = (),
+        task_status: TaskStatus = TaskStatus.SKIPPED,
+        **values: Any,
+    ) -> ExecutionStatus:
+        async with self._uow() as uow:
+            row = await uow.executions.get_for_update(run.workspace_id, run.id)
+            if row is None:
+                raise ExecutionGone(f"Execution {run.id} no longer exists.")
+            if S(row.status) in TERMINAL:
+                raise ExecutionGone(f"Execution {run.id} is already {row.status}.")
+            progress = await self._write_steps(uow, row, run, list(steps))
+            if target != S.COMPLETED:  # a completed execution has no open task left
+                row = await finish_tasks(uow, row, task_status)
+            await record(
+                uow, self.bus, row, target, [*progress, event], finished_at=utcnow(), **values
+            )
+        return target
+
+    async def _running_row(self, uow: UnitOfWork, run: RunHandle) -> Row[Any]:
+        row = await uow.executions.get_for_update(run.workspace_id, run.id)
+        if row is None or S(row.status) not in (S.RUNNING, S.CANCELLING):
+            status = "deleted" if row is None else row.status
+            raise ExecutionGone(f"Execution {run.id} is {status}; it stops here.")
+        return row

@@ -1,0 +1,167 @@
+"""Watching executions: one execution's events, and a workspace's status changes, live.
+
+Subscriptions call these. History comes from the table (through `ExecutionService`'s reads),
+live events from the bus, de-duplicated by `seq`; a gap or a lost bus connection is filled from
+the table. No session is held while a caller consumes an event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Sequence
+from datetime import datetime
+
+from backend.events.bus import STATUS_EVENTS, BusEvent, EventBus
+from backend.repositories.unit_of_work import UnitOfWorkFactory
+from backend.schemas import TERMINAL, ExecutionEventResponse, ExecutionStatus
+from backend.services.execution_record import TERMINAL_EVENTS, event_of
+from backend.services.execution_service import ExecutionService
+
+
+class ExecutionWatch:
+    def __init__(
+        self, executions: ExecutionService, read_uow: UnitOfWorkFactory, bus: EventBus
+    ) -> None:
+        self._executions = executions
+        self._read_uow = read_uow
+        self.bus = bus
+
+    async def stream_events(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, *, after: int = 0
+    ) -> AsyncGenerator[ExecutionEventResponse, None]:
+        """Every event with seq > after, in order, with no gap and no duplicate: the stored
+        history first, then live events; ends after the terminal event.
+
+        It subscribes before reading the history, so an event committed meanwhile is in one or
+        the other (or both, and then dropped by seq). A gap in what the bus delivers (this
+        subscriber lagged, or the bus lost its connection) is filled from the table. No session
+        is held while the caller consumes an event.
+        """
+        await self._executions.get_execution(
+            workspace_id, execution_id
+        )  # NotFound before anything else
+        last = max(after, 0)
+        async with self.bus.subscribe(execution_id) as subscription:
+            while True:  # history, page by page
+                page = await self._executions.events(
+                    workspace_id, execution_id, after=last, limit=500
+                )
+                for event in page:
+                    yield event
+                    last = event.seq
+                    if event.type in TERMINAL_EVENTS:
+                        return
+                if len(page) < 500:
+                    break
+            # Nothing stored after `after` may come any more: the caller already has the end.
+            # (The subscription is open, so anything newer than this read arrives on the bus.)
+            current = await self._executions.get_execution(workspace_id, execution_id)
+            if current.status in TERMINAL and last >= current.last_seq:
+                return
+            while True:  # live
+                batch = await subscription.next_batch()
+                if subscription.take_lag():
+                    batch = []  # everything after `last` is re-read from the table
+                    async for event in self._catch_up(workspace_id, execution_id, last, None):
+                        yield event
+                        last = event.seq
+                        if event.type in TERMINAL_EVENTS:
+                            return
+                for item in batch:
+                    if item.seq <= last:
+                        if item.type in TERMINAL_EVENTS:
+                            return  # the end, which the caller already had (after >= it)
+                        continue
+                    if item.event is None or item.seq > last + 1:
+                        # A notice without the event, or a gap: read up to it from the table.
+                        async for stored in self._catch_up(
+                            workspace_id, execution_id, last, item.seq
+                        ):
+                            yield stored
+                            last = stored.seq
+                            if stored.type in TERMINAL_EVENTS:
+                                return
+                        continue
+                    yield item.event
+                    last = item.seq
+                    if item.type in TERMINAL_EVENTS:
+                        return
+
+    async def _catch_up(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, after: int, until: int | None
+    ) -> AsyncGenerator[ExecutionEventResponse, None]:
+        while True:
+            page = await self._executions.events(
+                workspace_id, execution_id, after=after, limit=500, until=until
+            )
+            for event in page:
+                yield event
+                after = event.seq
+            if len(page) < 500:
+                return
+
+    async def stream_updates(
+        self,
+        workspace_id: uuid.UUID,
+        *,
+        statuses: Sequence[ExecutionStatus] = (),
+        crew_id: uuid.UUID | None = None,
+        after: datetime | None = None,
+    ) -> AsyncGenerator[ExecutionEventResponse, None]:
+        """Status changes of this workspace's executions that match, for as long as the caller
+        stays (a dashboard). A lagging caller gets the latest status of each execution.
+
+        With `after`, the changes stored since then come first (read once the feed is
+        subscribed, so none falls between the two): a reconnecting dashboard misses nothing."""
+        wanted = {s.value for s in statuses}
+
+        def accepts(item: BusEvent) -> bool:
+            return (
+                item.workspace_id == workspace_id
+                and (not wanted or item.status in wanted)
+                and (crew_id is None or item.crew_id == crew_id)
+            )
+
+        delivered: OrderedDict[uuid.UUID, int] = OrderedDict()  # execution -> last seq sent
+        async with self.bus.subscribe_updates(accepts) as feed:
+            backlog: list[BusEvent] | None = None
+            if after is not None:
+                backlog = await self._status_changes_since(workspace_id, after)
+            while True:
+                if backlog is not None:
+                    batch, missed_since = [item for item in backlog if accepts(item)], None
+                    backlog = None
+                else:
+                    batch = await feed.next_batch()
+                    missed_since = feed.take_missed()
+                if missed_since is not None:  # the bus lost its connection: re-read the table
+                    batch = [*await self._status_changes_since(workspace_id, missed_since), *batch]
+                    batch = [item for item in batch if accepts(item)]
+                for item in batch:
+                    if item.seq <= delivered.get(item.execution_id, 0):
+                        continue  # already sent (a resync re-reads what may have arrived)
+                    delivered[item.execution_id] = item.seq
+                    delivered.move_to_end(item.execution_id)
+                    if len(delivered) > 10_000:
+                        delivered.popitem(last=False)
+                    event = item.event or await self._event_at(workspace_id, item)
+                    if event is not None:
+                        yield event
+
+    async def _event_at(
+        self, workspace_id: uuid.UUID, item: BusEvent
+    ) -> ExecutionEventResponse | None:
+        found = await self._executions.events(
+            workspace_id, item.execution_id, after=item.seq - 1, limit=1
+        )
+        return found[0] if found else None
+
+    async def _status_changes_since(
+        self, workspace_id: uuid.UUID, since: datetime
+    ) -> list[BusEvent]:
+        async with self._read_uow() as uow:
+            rows = await uow.executions.status_events_since(
+                workspace_id, since, [t.value for t in STATUS_EVENTS]
+            )
+        return [BusEvent.of(row.workspace_id, row.crew_id, event_of(row)) for row in rows]
