@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 
 from backend.core.errors import DomainError, FieldProblem, NotFound
+from backend.core.secret_box import SecretUnreadable
 from backend.core.tools.builtin import BUILTIN_NAMES, builtin_toolset
 from backend.core.tools.mcp_client import McpEndpoint, McpTool, McpToolLister, McpUnavailable
 from backend.repositories.unit_of_work import UnitOfWorkFactory
@@ -123,6 +124,8 @@ class ToolService:
             raise McpServerUnavailable(
                 name, f"MCP server {name} sends secret {missing.name}, which is not set"
             ) from None
+        except SecretUnreadable as unreadable:
+            raise McpServerUnavailable(name, unreadable.message) from None
         try:
             tools = await self._lister.tools(endpoint)
         except McpUnavailable as down:

@@ -168,3 +168,25 @@ def test_output_cap_note() -> None:
     assert cap_output({"a": 1}, 100) == {"a": 1}
     assert "truncated" in cap_output({"a": "z" * 300}, 100)
     assert json.loads(json.dumps(cap_output(5, 1))) == 5
+
+
+async def test_tool_lists_are_kept_briefly_and_fetched_once_at_a_time(
+    calc: RunningMcpServer,
+) -> None:
+    import asyncio
+
+    from backend.core.tools.mcp_client import McpEndpoint, McpToolLister
+
+    now = [0.0]
+    lister = McpToolLister(ttl=30, timeout=10, clock=lambda: now[0])
+    endpoint = McpEndpoint(name="calc", transport=calc.transport, url=calc.url)
+    before = len(calc.requests)
+    lists = await asyncio.gather(*(lister.tools(endpoint) for _ in range(5)))
+    assert all(sorted(t.name for t in found) == ["add", "explode", "slow"] for found in lists)
+    first = len(calc.requests) - before
+    assert first > 0
+    await lister.tools(endpoint)
+    assert len(calc.requests) - before == first  # within the 30 s: no new session
+    now[0] = 31.0
+    await lister.tools(endpoint)
+    assert len(calc.requests) - before == 2 * first

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, SecretStr, StringConstraints
+from pydantic import Field, SecretStr, StringConstraints, field_validator
 
 from backend.schemas.base import InputSchema, ResponseSchema
 
@@ -22,7 +22,17 @@ MAX_SECRET_CHARS = 10_000
 class SecretSet(InputSchema):
     name: SecretName
     # SecretStr: a repr, a log line or a validation error shows `**********`, never the value.
-    value: SecretStr = Field(min_length=1, max_length=MAX_SECRET_CHARS)
+    value: SecretStr
+
+    @field_validator("value")
+    @classmethod
+    def _length(cls, value: SecretStr) -> SecretStr:
+        size = len(value.get_secret_value())
+        if size == 0:
+            raise ValueError("must not be empty")
+        if size > MAX_SECRET_CHARS:
+            raise ValueError(f"must be at most {MAX_SECRET_CHARS} characters")
+        return value
 
 
 class SecretResponse(ResponseSchema):
