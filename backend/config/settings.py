@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     max_fields: int = Field(default=500, ge=1)
     max_tokens: int = Field(default=2_000, ge=10)
     max_body_bytes: int = Field(default=1_000_000, ge=1_024)
+    # Every text in any argument, JSON values included, and inside `filter` arguments
+    # (backend/api/graphql/storable.py; BAD_USER_INPUT or a ValidationError beyond).
+    max_string_chars: int = Field(default=500_000, ge=1_000)
+    max_filter_chars: int = Field(default=200, ge=10, le=10_000)
     # Every request and websocket handshake (backend/api/transport.py): 431 beyond either.
     max_headers: int = Field(default=100, ge=10)
     max_header_bytes: int = Field(default=32_768, ge=1_024)

@@ -86,6 +86,9 @@ class _Running:
     force_timer: asyncio.TimerHandle | None = None
 
 
+INTERNAL_FAILURE = "internal error; the server log has the details (execution {})"
+
+
 class Runner:
     def __init__(
         self,
@@ -361,11 +364,11 @@ class Runner:
         except ExecutionGone as gone:
             logger.info("execution {} stopped: {}", run.id, gone.message)
         except Exception as exc:
-            logger.exception("execution {} broke", run.id)
+            logger.exception("execution {} broke: {!r}", run.id, exc)
             with contextlib.suppress(ExecutionGone):
-                await self.service.fail(
-                    run, f"internal error ({type(exc).__name__}); see the server log"
-                )
+                # The class and text of a bug are for the log (with the execution id to find
+                # them), never for the API: they may name drivers, tables or values.
+                await self.service.fail(run, INTERNAL_FAILURE.format(run.id))
         finally:
             reporter.close()
             running = self._running.pop(run.id, None)

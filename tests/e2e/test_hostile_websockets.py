@@ -347,3 +347,20 @@ async def test_failed_keys_are_limited_per_address_on_every_transport(
         assert got[-1] == 4429, (protocol, got)
         if protocol == LEGACY_WS:
             assert got[0]["payload"]["extensions"]["code"] == "RATE_LIMITED"
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_subscription_argument_the_database_cannot_use_is_refused(
+    server: LoopLiveServer, logs: list[str], protocol: Protocol
+) -> None:
+    async with GraphQLWebSocket.connect(server.ws_url, protocol) as ws:
+        operation = await ws.subscribe(
+            'subscription { executionUpdates(after: "9999-12-31T23:59:59-23:59") { seq } }'
+        )
+        answer = await ws.receive(operation, within=WAIT)
+        assert [e["extensions"]["code"] for e in answer.errors] == ["BAD_USER_INPUT"], answer
+        assert answer.errors[0]["extensions"]["field"] == "after"
+        if answer.kind == "next":  # an execution error of the subscription: then it ends
+            assert (await ws.receive(operation, within=WAIT)).kind == "complete"
+        else:
+            assert answer.kind == "error"

@@ -34,6 +34,7 @@ from backend.api.graphql.resolvers.executions import (
 from backend.api.graphql.resolvers.secrets import SecretMutation, SecretQuery
 from backend.api.graphql.resolvers.tasks import TaskMutation, TaskQuery
 from backend.api.graphql.resolvers.tools import ToolMutation, ToolQuery
+from backend.api.graphql.storable import check_arguments
 from backend.config.settings import Settings
 
 Query = merge_types(
@@ -166,6 +167,8 @@ def plain(error: GraphQLError) -> GraphQLError:
 
 
 def build_schema(settings: Settings, **kwargs: Any) -> CrewQLSchema:
+    # Before conversion: each schema captures the argument check built with its settings.
+    check_arguments(settings, Query, Mutation, Subscription)
     return CrewQLSchema(
         query=Query,
         mutation=Mutation,

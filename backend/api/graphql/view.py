@@ -65,7 +65,8 @@ from backend.api.graphql.streaming import (
     StreamSlots,
     too_many_streams_message,
 )
-from backend.api.graphql.websocket import GuardedWebSocket, LegacyWSHandler, TransportWSHandler
+from backend.api.graphql.websocket import LegacyWSHandler, TransportWSHandler
+from backend.api.graphql.ws_frames import GuardedWebSocket
 from backend.api.instrumentation import count_refusal
 from backend.config.settings import Settings
 from backend.core.auth import RateLimited, Unauthenticated

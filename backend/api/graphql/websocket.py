@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from json import JSONDecodeError
 from typing import TYPE_CHECKING, Any, cast
 
 from graphql import GraphQLError
 from loguru import logger
-from starlette.websockets import WebSocketDisconnect, WebSocketState
-from strawberry.asgi import ASGIWebSocketAdapter
-from strawberry.http.exceptions import NonTextMessageReceived
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
@@ -60,15 +56,9 @@ from backend.api.graphql.authentication import (
 from backend.api.graphql.context import Context
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR
 from backend.api.graphql.guards import UNKNOWN_ADDRESS
-from backend.api.graphql.ws_frames import (
-    LEGACY_FRAMES,
-    TRANSPORT_FRAMES,
-    NotJson,
-    check_frame,
-)
+from backend.api.graphql.ws_frames import LEGACY_FRAMES, TRANSPORT_FRAMES, check_frame
 from backend.core.auth import RateLimited, Unauthenticated
 from backend.core.identity import Principal
-from backend.core.rate_limit import TokenBucketLimiter
 
 if TYPE_CHECKING:
     from backend.api.graphql.view import GraphQLView
@@ -76,37 +66,7 @@ if TYPE_CHECKING:
 INIT_TIMEOUT_CLOSE = 4408  # graphql-transport-ws's code; the legacy protocol has none of its own
 TOO_MANY_ATTEMPTS_CLOSE = 4429
 TRY_AGAIN_LATER_CLOSE = 1013  # RFC 6455: the server is over a limit, the client may come back
-POLICY_CLOSE = 1008
 BAD_REQUEST = "BAD_REQUEST"
-
-
-class GuardedWebSocket(ASGIWebSocketAdapter):
-    """Yields each text frame as JSON, or NotJson for text that is not (handlers answer it as
-    their protocol says); closes the socket with 1008 past the per-socket message rate."""
-
-    def __init__(self, view: Any, request: Any, response: Any) -> None:
-        super().__init__(view, request, response)
-        settings = view.settings
-        self.bucket = TokenBucketLimiter(settings.ws_messages_per_second, settings.ws_message_burst)
-        self.rate = settings.ws_messages_per_second
-
-    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object]:
-        try:
-            while self.ws.application_state != WebSocketState.DISCONNECTED:
-                try:
-                    text = await self.ws.receive_text()
-                except KeyError as error:  # a binary frame
-                    raise NonTextMessageReceived from error
-                if self.bucket.acquire("socket") > 0:
-                    await self.close(POLICY_CLOSE, f"Too many messages: at most {self.rate:g}/s")
-                    return
-                try:
-                    frame = self.view.decode_json(text)
-                except JSONDecodeError as error:
-                    frame = NotJson(error.msg)
-                yield frame
-        except WebSocketDisconnect:
-            pass
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,27 @@ answers `connection_error` (not JSON) or `error` (a bad message), as subscriptio
 servers do, and keeps the socket.
 
 Payloads may carry more than the protocols name (clients add their own keys); those are kept.
+Frames are read by GuardedWebSocket (the view's websocket adapter), which yields NotJson for text
+that does not parse and enforces the per-socket message rate.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from json import JSONDecodeError
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictStr, TypeAdapter, ValidationError
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import NonTextMessageReceived
+
+from backend.core.rate_limit import TokenBucketLimiter
 
 # A close frame's reason is at most 123 bytes (RFC 6455 §5.5).
 MAX_REASON_BYTES = 123
+POLICY_CLOSE = 1008
 
 
 class _Strict(BaseModel):
@@ -94,6 +104,35 @@ class NotJson:
     """A text frame that does not parse as JSON (the adapter yields this instead of raising)."""
 
     reason: str
+
+
+class GuardedWebSocket(ASGIWebSocketAdapter):
+    """Yields each text frame as JSON, or NotJson for text that is not (handlers answer it as
+    their protocol says); closes the socket with 1008 past the per-socket message rate."""
+
+    def __init__(self, view: Any, request: Any, response: Any) -> None:
+        super().__init__(view, request, response)
+        settings = view.settings
+        self.bucket = TokenBucketLimiter(settings.ws_messages_per_second, settings.ws_message_burst)
+        self.rate = settings.ws_messages_per_second
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object]:
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                try:
+                    text = await self.ws.receive_text()
+                except KeyError as error:  # a binary frame
+                    raise NonTextMessageReceived from error
+                if self.bucket.acquire("socket") > 0:
+                    await self.close(POLICY_CLOSE, f"Too many messages: at most {self.rate:g}/s")
+                    return
+                try:
+                    frame = self.view.decode_json(text)
+                except JSONDecodeError as error:
+                    frame = NotJson(error.msg)
+                yield frame
+        except WebSocketDisconnect:
+            pass
 
 
 _OBJECT = TypeAdapter(dict[str, Any])
