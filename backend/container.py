@@ -90,6 +90,8 @@ def build_services(engine: AsyncEngine, settings: Settings) -> Services:
         bus,
         lease_seconds=settings.lease_seconds,
         max_running_per_key=settings.max_running_executions_per_key,
+        input_timeout_seconds=settings.input_timeout_seconds,
+        input_timeout_action=settings.input_timeout_action,
     )
     secrets = SecretService(write_uow, read_uow, SecretBox(settings.secrets_keys))
     lister = McpToolLister(
@@ -102,7 +104,7 @@ def build_services(engine: AsyncEngine, settings: Settings) -> Services:
         executions=executions,
         watch=ExecutionWatch(executions, read_uow, bus),
         lifecycle=lifecycle,
-        inputs=HumanInput(lifecycle, settings.input_timeout_seconds, settings.input_timeout_action),
+        inputs=HumanInput(write_uow, read_uow, bus, settings.input_timeout_action),
         bus=bus,
         auth=AuthService(write_uow, read_uow, cache_seconds=settings.auth_cache_seconds),
         documents=DocumentService(write_uow, read_uow),

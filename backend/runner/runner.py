@@ -339,7 +339,7 @@ class Runner:
                 # The run ends here and its slot frees; a response queues it again.
                 position, steps = wait.position, reporter.take_pending()
                 await persist(
-                    lambda: self.inputs.await_input(run, position, steps), clock, "waiting"
+                    lambda: self.service.await_input(run, position, steps), clock, "waiting"
                 )
                 logger.info("execution {} waits for input on task {}", run.id, position)
             except Cancelled as stop:

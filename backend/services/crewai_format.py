@@ -1,4 +1,4 @@
-"""CrewAI's `agents.yaml` and `tasks.yaml`, read into a crew config and written from one.
+"""CrewAI's `agents.yaml` and `tasks.yaml`, read into a crew config (`crewai_export` writes them).
 
 CrewAI keys agents and tasks by name in two YAML mappings (`crewai create crew` writes them to
 `src/<project>/config/`); the order of `tasks.yaml` is the order a sequential crew runs. Reading
@@ -344,57 +344,3 @@ def placeholders(config: CrewConfig) -> list[str]:
     texts = [t for a in config.agents for t in (a.role, a.goal, a.backstory)]
     texts += [t for task in config.tasks for t in (task.description, task.expected_output)]
     return list(dict.fromkeys(key for text in texts for key in PLACEHOLDER.findall(text)))
-
-
-# ----------------------------------------------------------------------------- export
-
-
-class _Dumper(yaml.SafeDumper):
-    """Multi-line texts as literal blocks, as people write them in CrewAI projects."""
-
-
-def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _text)
-
-
-def _entry(config: BaseModel, keys: dict[str, str], skip: Iterable[str] = ()) -> dict[str, Any]:
-    values = {}
-    for key, name in keys.items():
-        value = getattr(config, name)
-        if key in skip or value is None or value == "" or value is False:
-            continue  # a default: CrewAI's own, or crewql's
-        values[key] = value
-    return values
-
-
-def dump_project(config: CrewConfig) -> tuple[str, str, list[CrewaiWarning]]:
-    """The crew as agents.yaml and tasks.yaml text, and what CrewAI will read differently."""
-    warnings = []
-    agents = {a.name: _entry(a, AGENT_KEYS) for a in config.agents}
-    tasks: dict[str, dict[str, Any]] = {}
-    for position, task in enumerate(config.tasks):
-        earlier = [t.name for t in config.tasks[:position]]
-        # No `context` key means "every earlier task" in CrewAI; write it only when it differs.
-        entry = _entry(task, TASK_KEYS, skip=("context",))
-        if task.context != earlier:
-            entry["context"] = list(task.context)
-        if earlier and not task.context:
-            warnings.append(
-                CrewaiWarning(
-                    TASKS_FILE,
-                    f"{task.name}.context",
-                    None,
-                    "reads no earlier output in crewql; CrewAI gives a task with an empty "
-                    "context every earlier output.",
-                )
-            )
-        tasks[task.name] = entry
-    return _dump(agents), _dump(tasks), warnings
-
-
-def _dump(data: dict[str, Any]) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)

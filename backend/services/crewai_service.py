@@ -16,7 +16,8 @@ from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas import CrewConfig, CrewResponse
 from backend.schemas.crewai import CrewaiImport, CrewaiImportResult, CrewaiProject
 from backend.services.crew_service import CrewService
-from backend.services.crewai_format import dump_project, parse_project
+from backend.services.crewai_export import dump_project
+from backend.services.crewai_format import parse_project
 from backend.services.execution_config import AGENT_FIELDS, TASK_FIELDS
 
 

@@ -20,14 +20,13 @@ runner of any process can take it: that is the claim path's only addition.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Row
 
 from backend.core.errors import NotFound, ValidationFailed
-from backend.repositories.unit_of_work import UnitOfWork
+from backend.events.bus import EventBus
+from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas import (
     CrewConfig,
     EventType,
@@ -36,86 +35,32 @@ from backend.schemas import (
     TaskStatus,
 )
 from backend.services import execution_status
-from backend.services.execution_lifecycle import ExecutionLifecycle, RunHandle
-from backend.services.execution_progress import Step
 from backend.services.execution_record import Event, finish_tasks, record
-from backend.services.execution_resume import waiting_position
+from backend.services.execution_resume import TimeoutAction, waiting_position
 from backend.utils.time import utcnow
 
 S = ExecutionStatus
 REJECTED = "REJECTED"
 INPUT_TIMEOUT = "INPUT_TIMEOUT"
 MAX_FEEDBACK_CHARS = 20_000
-TimeoutAction = Literal["fail", "approve"]
 
 
 class HumanInput:
+    """The person's side of a wait (the runner's side, `await_input`, is ExecutionLifecycle's).
+    Status writes go through the one recording step, `execution_record.record` (checked
+    transition, numbered events, bus after commit)."""
+
     def __init__(
         self,
-        executions: ExecutionLifecycle,
-        timeout_seconds: float,
+        uow: UnitOfWorkFactory,
+        read_uow: UnitOfWorkFactory,
+        bus: EventBus,
         timeout_action: TimeoutAction,
     ) -> None:
-        # The status writes go through the one recording step, `execution_record.record`
-        # (checked transition, numbered events, bus after commit).
-        self._executions = executions
-        self._timeout_seconds = timeout_seconds
+        self._uow = uow
+        self._read_uow = read_uow
+        self._bus = bus
         self._timeout_action: TimeoutAction = timeout_action
-
-    # ================================================================ the runner's side
-
-    async def await_input(
-        self, run: RunHandle, position: int, steps: Sequence[Step] = ()
-    ) -> ExecutionStatus:
-        """The task at `position` answered and asks for a person: record its last steps and
-        wait. Returns the status written (CANCELLED if a cancellation came first)."""
-        ex = self._executions
-        async with ex._uow() as uow:
-            row = await ex._running_row(uow, run)
-            cancelling = S(row.status) == S.CANCELLING
-            if not cancelling:
-                await self._wait(uow, row, run, position, steps)
-        if cancelling:  # a cancellation came before the answer: it wins
-            return await ex.cancelled(run, "Cancelled on request.", steps)
-        return S.WAITING_FOR_INPUT
-
-    async def _wait(
-        self, uow: UnitOfWork, row: Row[Any], run: RunHandle, position: int, steps: Sequence[Step]
-    ) -> None:
-        ex = self._executions
-        progress = await ex._write_steps(uow, row, run, list(steps))
-        task = run.config.tasks[position]
-        rows = (await uow.executions.tasks(run.workspace_id, [run.id]))[run.id]
-        seconds = row.input_timeout_seconds or self._timeout_seconds
-        deadline = utcnow() + timedelta(seconds=seconds)
-        event = _event(
-            EventType.INPUT_REQUESTED,
-            f"Task {task.name!r} waits for a person: approve its answer, or send feedback to "
-            "have it redone.",
-            position,
-            {
-                "task": task.name,
-                "answer": rows[position].output,
-                "question": f"Approve the answer of task {task.name!r}? It was asked for: "
-                f"{task.expected_output}",
-                "deadline": deadline.isoformat(),
-                "onTimeout": self._timeout_action,
-            },
-        )
-        # No worker, no lease: nothing runs while a person thinks, so nothing can crash.
-        await record(
-            uow,
-            ex.bus,
-            row,
-            S.WAITING_FOR_INPUT,
-            [*progress, event],
-            worker_id=None,
-            heartbeat_at=None,
-            lease_expires_at=None,
-            input_deadline_at=deadline,
-        )
-
-    # ================================================================ the API's side
 
     async def respond(
         self,
@@ -130,8 +75,7 @@ class HumanInput:
             raise ValidationFailed.single(
                 "feedback", f"at most {MAX_FEEDBACK_CHARS} characters, got {len(feedback)}"
             )
-        ex = self._executions
-        async with ex._uow() as uow:
+        async with self._uow() as uow:
             row = await uow.executions.get_for_update(workspace_id, execution_id)
             if row is None:
                 raise NotFound("Execution", execution_id)
@@ -142,12 +86,11 @@ class HumanInput:
     async def expire_waits(self) -> int:
         """Ends every wait whose deadline passed, as the timeout setting says; any runner may
         call it (rows another one holds are skipped)."""
-        ex = self._executions
-        async with ex._read_uow() as uow:
+        async with self._read_uow() as uow:
             due = await uow.queue.waits_due(utcnow())
         ended = 0
         for candidate in due:
-            async with ex._uow() as uow:
+            async with self._uow() as uow:
                 row = await uow.executions.get_for_update(
                     candidate.workspace_id, candidate.id, skip_locked=True
                 )
@@ -163,13 +106,12 @@ class HumanInput:
     async def _resolve(
         self, uow: UnitOfWork, row: Row[Any], approve: bool, feedback: str | None, by: str
     ) -> Row[Any]:
-        ex = self._executions
         rows = (await uow.executions.tasks(row.workspace_id, [row.id]))[row.id]
         position = waiting_position(rows)
         config = CrewConfig.model_validate(row.config)
         task = config.tasks[position]
         timed_out = by == "timeout"
-        received = _event(
+        received = Event(
             EventType.INPUT_RECEIVED,
             _received_message(task.name, approve, feedback, timed_out),
             position,
@@ -183,12 +125,12 @@ class HumanInput:
                 else f"A person rejected the answer of task {task.name!r}."
             )
             row = await finish_tasks(uow, row, TaskStatus.SKIPPED)
-            failed = _event(
+            failed = Event(
                 EventType.EXECUTION_FAILED, f"Execution failed: {error}", None, {"code": code}
             )
             return await record(
                 uow,
-                ex.bus,
+                self._bus,
                 row,
                 S.FAILED,
                 [received, failed],
@@ -206,7 +148,7 @@ class HumanInput:
                 position,
                 {**reset, "started_at": None, "finished_at": None},
             )
-        queued = _event(
+        queued = Event(
             EventType.EXECUTION_QUEUED,
             "Queued to resume" + (f" and redo task {task.name!r}." if response else "."),
             None,
@@ -214,7 +156,7 @@ class HumanInput:
         )
         return await record(
             uow,
-            ex.bus,
+            self._bus,
             row,
             S.QUEUED,
             [received, queued],
@@ -232,7 +174,3 @@ def _received_message(task: str, approve: bool, feedback: str | None, timed_out:
     if feedback is None:
         return f"Task {task!r} rejected."
     return f"Feedback on task {task!r}: it runs again."
-
-
-def _event(type_: EventType, message: str, position: int | None, data: dict[str, Any]) -> Event:
-    return Event(type_, message, position, data)

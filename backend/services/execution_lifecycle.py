@@ -23,7 +23,12 @@ from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas import TERMINAL, CrewConfig, EventType, ExecutionStatus, TaskStatus
 from backend.services.execution_progress import Step, StepKind, plan
 from backend.services.execution_record import Event, finish_tasks, record
-from backend.services.execution_resume import Resume, resume_of
+from backend.services.execution_resume import (
+    Resume,
+    TimeoutAction,
+    input_requested,
+    resume_of,
+)
 from backend.utils.time import utcnow
 
 S = ExecutionStatus
@@ -58,12 +63,16 @@ class ExecutionLifecycle:
         bus: EventBus,
         lease_seconds: float = 30.0,
         max_running_per_key: int = 0,
+        input_timeout_seconds: float = 86_400.0,
+        input_timeout_action: TimeoutAction = "fail",
     ) -> None:
         self._uow = uow
         self._read_uow = read_uow
         self.bus = bus
         self._lease = timedelta(seconds=lease_seconds)
         self._max_running_per_key = max_running_per_key
+        self._input_timeout = input_timeout_seconds
+        self._input_timeout_action = input_timeout_action
 
     def runner_feed(self) -> AbstractAsyncContextManager[UpdateSubscription]:
         """What runners listen to, in every workspace: new work (EXECUTION_QUEUED) and
@@ -193,6 +202,42 @@ class ExecutionLifecycle:
                 error=reason,
             )
         return S.CANCELLED
+
+    async def await_input(
+        self, run: RunHandle, position: int, steps: Sequence[Step] = ()
+    ) -> ExecutionStatus:
+        """The task at `position` answered and asks for a person (execution_input.py): record
+        its last steps and wait, holding no worker and no lease, so nothing can crash it while
+        a person thinks. A cancellation requested before wins (CANCELLED)."""
+        async with self._uow() as uow:
+            row = await self._running_row(uow, run)
+            cancelling = S(row.status) == S.CANCELLING
+            if not cancelling:
+                progress = await self._write_steps(uow, row, run, list(steps))
+                rows = (await uow.executions.tasks(run.workspace_id, [run.id]))[run.id]
+                seconds = row.input_timeout_seconds or self._input_timeout
+                deadline = utcnow() + timedelta(seconds=seconds)
+                asked = input_requested(
+                    run.config.tasks[position],
+                    position,
+                    rows[position].output,
+                    deadline,
+                    self._input_timeout_action,
+                )
+                await record(
+                    uow,
+                    self.bus,
+                    row,
+                    S.WAITING_FOR_INPUT,
+                    [*progress, asked],
+                    worker_id=None,
+                    heartbeat_at=None,
+                    lease_expires_at=None,
+                    input_deadline_at=deadline,
+                )
+        if cancelling:
+            return await self.cancelled(run, "Cancelled on request.", steps)
+        return S.WAITING_FOR_INPUT
 
     async def _apply_steps(
         self, uow: UnitOfWork, row: Row[Any], run: RunHandle, steps: list[Step]

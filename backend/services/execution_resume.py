@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from sqlalchemy import Row
 
-from backend.schemas import TaskStatus
+from backend.schemas import EventType, TaskConfig, TaskStatus
+from backend.services.execution_record import Event
+
+# What the end of a wait does (CREWQL_INPUT_TIMEOUT_ACTION).
+TimeoutAction = Literal["fail", "approve"]
 
 
 class AwaitingInput(Exception):
@@ -62,4 +67,24 @@ def feedback_prompt(feedback: str) -> str:
     return (
         "A person reviewed your answer above and asks you to do the task again, taking this "
         f"feedback into account:\n{feedback}\n\nGive your whole new answer."
+    )
+
+
+def input_requested(
+    task: TaskConfig, position: int, answer: str, deadline: datetime, on_timeout: TimeoutAction
+) -> Event:
+    """The INPUT_REQUESTED event: the answer, what is asked, and how the wait ends by itself."""
+    return Event(
+        EventType.INPUT_REQUESTED,
+        f"Task {task.name!r} waits for a person: approve its answer, or send feedback to have "
+        "it redone.",
+        position,
+        {
+            "task": task.name,
+            "answer": answer,
+            "question": f"Approve the answer of task {task.name!r}? It was asked for: "
+            f"{task.expected_output}",
+            "deadline": deadline.isoformat(),
+            "onTimeout": on_timeout,
+        },
     )
