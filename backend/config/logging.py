@@ -1,6 +1,6 @@
 """Logging: loguru everywhere, with the standard library's loggers routed into it.
 
-Files follow the seed's convention `{service_name}.{log_level}.{date}.log` under the log directory:
+Files are named `{service_name}.{log_level}.{date}.log` under the log directory:
 one file at the configured level and one for errors only, so an operator can tail either.
 """
 

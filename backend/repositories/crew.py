@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -13,17 +13,13 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    delete,
-    insert,
     select,
 )
-from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backend.db.sqlite_reader import Busy, sync_reader
 from backend.models import Agent, Crew, CrewTask, Task, TaskContext
 from backend.repositories.base import BaseRepository, escape_like
+from backend.repositories.driver_fetch import fetch_rows
+from backend.repositories.ordered_links import OrderedLinks
 from backend.schemas.common import PageRequest
 
 
@@ -138,6 +134,9 @@ class GraphLayout:
 
 
 _LAYOUTS: dict[Any, GraphLayout] = {}
+_TASKS = OrderedLinks(
+    cast(Table, Crew.__table__), cast(Table, CrewTask.__table__), "crew_id", "task_id"
+)
 
 
 class CrewRepository(BaseRepository[Crew]):
@@ -147,18 +146,7 @@ class CrewRepository(BaseRepository[Crew]):
         self, workspace_id: uuid.UUID, crew_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, list[uuid.UUID]]:
         """Each crew's tasks in running order; every asked id gets an entry."""
-        found: dict[uuid.UUID, list[uuid.UUID]] = {crew_id: [] for crew_id in crew_ids}
-        if not crew_ids:
-            return found
-        stmt = (
-            select(CrewTask.crew_id, CrewTask.task_id)
-            .join(Crew, Crew.id == CrewTask.crew_id)
-            .where(Crew.workspace_id == workspace_id, CrewTask.crew_id.in_(set(crew_ids)))
-            .order_by(CrewTask.crew_id, CrewTask.position)
-        )
-        for crew_id, task_id in await self.session.execute(stmt):
-            found[crew_id].append(task_id)
-        return found
+        return await _TASKS.read(self.session, workspace_id, crew_ids)
 
     async def set_tasks(
         self, workspace_id: uuid.UUID, crew_id: uuid.UUID, task_ids: Sequence[uuid.UUID]
@@ -166,11 +154,7 @@ class CrewRepository(BaseRepository[Crew]):
         """Replaces a crew's task list (the task ids were validated by the service)."""
         if await self.get(workspace_id, crew_id) is None:
             raise LookupError(f"crew {crew_id} is not in workspace {workspace_id}")
-        await self.session.execute(delete(CrewTask).where(CrewTask.crew_id == crew_id))
-        await self.session.execute(
-            insert(CrewTask),
-            [{"crew_id": crew_id, "position": i, "task_id": tid} for i, tid in enumerate(task_ids)],
-        )
+        await _TASKS.replace(self.session, crew_id, task_ids)
 
     async def graph_rows(
         self,
@@ -217,107 +201,11 @@ class CrewRepository(BaseRepository[Crew]):
                 params["created_before"] = created_before
             shape = ("page", *sorted(params))
         stmt = _graph_statement((*shape, layout))
-        bind = self.session.bind
-        if shape[0] != "many" and isinstance(bind, AsyncEngine) and not _observed(bind.sync_engine):
-            reader = sync_reader(bind)
-            if reader is not None:
-                compiled = _compiled(stmt, bind.sync_engine.dialect)
-                try:
-                    return _converted(
-                        reader.fetch(compiled.sql, compiled.arguments(params)), compiled
-                    )
-                except Busy:
-                    pass  # a lock to wait for: not on the event loop (see db/sqlite_reader.py)
-        connection = await self.session.connection()
-        dialect = connection.dialect
-        sync = connection.sync_connection
-        if (
-            shape[0] == "many"  # an expanding IN: SQLAlchemy renders it per call
-            or dialect.name not in _DRIVER_FETCH
-            or sync is None
-            or _observed(sync)
-        ):
-            return list((await connection.execute(stmt, params)).all())
-        compiled = _compiled(stmt, dialect)
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        arguments = compiled.arguments(params)
-        try:
-            records = await _DRIVER_FETCH[dialect.name](driver, compiled.sql, arguments)
-        except Exception as error:
-            lost = isinstance(error, OSError) or getattr(driver, "is_closed", lambda: False)()
-            if not lost:
-                raise
-            # As SQLAlchemy does for a lost connection: drop it, and say so, so that the
-            # service's retry checks out another (the pool's idle ping vets the rest).
-            await connection.invalidate(error)
-            raise DBAPIError(compiled.sql, arguments, error, connection_invalidated=True) from error
-        return _converted(records, compiled)
+        # Several ids: an expanding IN, which SQLAlchemy renders per call.
+        return await fetch_rows(self.session, stmt, params, fast=shape[0] != "many")
 
-
-def _observed(connectable: Connection | Engine) -> bool:
-    """Statements are being logged (`database_echo`) or watched (cursor event listeners, as the
-    statement-count tests use): then SQLAlchemy runs them, so that the watchers see them."""
-    dispatch = connectable.dispatch
-    return bool(
-        connectable._echo or dispatch.before_cursor_execute or dispatch.after_cursor_execute
-    )
-
-
-def _converted(records: list[Any], compiled: _Compiled) -> list[Sequence[Any]]:
-    """Driver rows with the columns that need it converted as SQLAlchemy would.
-
-    A joined row repeats its crew's, task's and agent's values (a page of 100 crews: 400 rows,
-    about 600 distinct ids among 2,400), so each distinct stored value is converted once and the
-    (immutable) result shared."""
-    if not compiled.results:
-        return records
-    memos: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = [
-        (index, convert, {}) for index, convert in compiled.results
-    ]
-    rows: list[Sequence[Any]] = []
-    for record in records:
-        row = list(record)
-        for index, convert, memo in memos:
-            stored = row[index]
-            value = memo.get(stored, _UNSEEN)
-            if value is _UNSEEN:
-                value = memo[stored] = convert(stored)
-            row[index] = value
-        rows.append(row)
-    return rows
-
-
-_UNSEEN = object()
-
-
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    sql: str
-    # (name, value unless given, converter) in placeholder order
-    binds: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
-    results: tuple[tuple[int, Callable[[Any], Any]], ...]  # columns that need converting
-
-    def arguments(self, params: dict[str, Any]) -> list[Any]:
-        return [
-            value if convert is None else convert(value)
-            for value, convert in ((params.get(n, v), c) for n, v, c in self.binds)
-        ]
-
-
-async def _fetch_asyncpg(driver: Any, sql: str, arguments: list[Any]) -> list[Any]:
-    return await driver.fetch(sql, *arguments)  # type: ignore[no-any-return]
-
-
-async def _fetch_aiosqlite(driver: Any, sql: str, arguments: list[Any]) -> list[Any]:
-    # One hop to aiosqlite's thread (execute, fetchall and close together) instead of four.
-    return list(await driver.execute_fetchall(sql, arguments))
-
-
-_DRIVER_FETCH = {"postgresql": _fetch_asyncpg, "sqlite": _fetch_aiosqlite}
 
 _GRAPH_STATEMENTS: dict[tuple[Any, ...], Select[Any]] = {}
-_COMPILED: dict[tuple[int, str], _Compiled] = {}
 
 
 def _graph_statement(key: tuple[Any, ...]) -> Select[Any]:
@@ -325,31 +213,6 @@ def _graph_statement(key: tuple[Any, ...]) -> Select[Any]:
     if stmt is None:
         stmt = _GRAPH_STATEMENTS[key] = _build_graph_statement(key)
     return stmt
-
-
-def _compiled(stmt: Select[Any], dialect: Dialect) -> _Compiled:
-    """The statement's SQL for this dialect, with SQLAlchemy's own bind and result converters
-    (statements live for the process in `_GRAPH_STATEMENTS`, so their ids stay unique)."""
-    key = (id(stmt), dialect.name)
-    found = _COMPILED.get(key)
-    if found is None:
-        compiled = stmt.compile(dialect=dialect)
-        names = compiled.positiontup or []
-        binds = tuple(
-            (
-                name,
-                compiled.binds[name].value,  # what the statement carries (SQLite: OFFSET 0)
-                compiled.binds[name].type._cached_bind_processor(dialect),
-            )
-            for name in names
-        )
-        results = tuple(
-            (index, convert)
-            for index, column in enumerate(stmt.selected_columns)
-            if (convert := column.type._cached_result_processor(dialect, None)) is not None
-        )
-        found = _COMPILED[key] = _Compiled(compiled.string, binds, results)
-    return found
 
 
 def _build_graph_statement(key: tuple[Any, ...]) -> Select[Any]:

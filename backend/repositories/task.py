@@ -3,13 +3,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, delete, insert, select
+from sqlalchemy import Row, Table, select
 
 from backend.models import Crew, CrewTask, Task, TaskContext
 from backend.repositories.base import BaseRepository
+from backend.repositories.ordered_links import OrderedLinks
 from backend.schemas.common import Page, PageRequest
+
+_CONTEXT = OrderedLinks(
+    cast(Table, Task.__table__), cast(Table, TaskContext.__table__), "task_id", "context_task_id"
+)
 
 
 class TaskRepository(BaseRepository[Task]):
@@ -19,18 +24,7 @@ class TaskRepository(BaseRepository[Task]):
         self, workspace_id: uuid.UUID, task_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, list[uuid.UUID]]:
         """Each task's context, in order; every asked id gets an entry."""
-        found: dict[uuid.UUID, list[uuid.UUID]] = {task_id: [] for task_id in task_ids}
-        if not task_ids:
-            return found
-        stmt = (
-            select(TaskContext.task_id, TaskContext.context_task_id)
-            .join(Task, Task.id == TaskContext.task_id)
-            .where(Task.workspace_id == workspace_id, TaskContext.task_id.in_(set(task_ids)))
-            .order_by(TaskContext.task_id, TaskContext.position)
-        )
-        for task_id, context_id in await self.session.execute(stmt):
-            found[task_id].append(context_id)
-        return found
+        return await _CONTEXT.read(self.session, workspace_id, task_ids)
 
     async def set_context(
         self, workspace_id: uuid.UUID, task_id: uuid.UUID, context_ids: Sequence[uuid.UUID]
@@ -38,15 +32,7 @@ class TaskRepository(BaseRepository[Task]):
         """Replaces a task's context (the context ids were validated by the service)."""
         if await self.get(workspace_id, task_id) is None:
             raise LookupError(f"task {task_id} is not in workspace {workspace_id}")
-        await self.session.execute(delete(TaskContext).where(TaskContext.task_id == task_id))
-        if context_ids:
-            await self.session.execute(
-                insert(TaskContext),
-                [
-                    {"task_id": task_id, "position": i, "context_task_id": cid}
-                    for i, cid in enumerate(context_ids)
-                ],
-            )
+        await _CONTEXT.replace(self.session, task_id, context_ids)
 
     async def names_using_as_context(
         self, workspace_id: uuid.UUID, task_id: uuid.UUID, limit: int = 10

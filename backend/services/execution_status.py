@@ -1,4 +1,4 @@
-"""The execution status rules (DESIGN.md §1), in one place.
+"""The execution status rules (docs/executions.md), in one place.
 
 QUEUED → RUNNING → COMPLETED | FAILED; QUEUED → CANCELLED; RUNNING → CANCELLING → CANCELLED
 (or COMPLETED/FAILED if it finishes first); RUNNING | CANCELLING → CRASHED. Terminal statuses

@@ -33,8 +33,8 @@ from sqlalchemy.engine import make_url
 
 from backend.core.identity import Role
 from backend.models import DEFAULT_WORKSPACE_ID
-from tests.conftest import LoopLiveServer, fresh_live_server
 from tests.support.auth import make_key
+from tests.support.live_server import LoopLiveServer, fresh_live_server
 from tests.support.processes import run_crewql
 from tests.support.server_log import error_lines
 

@@ -20,8 +20,8 @@ from websockets.typing import Subprotocol
 
 from backend.core.identity import Role
 from backend.models import DEFAULT_WORKSPACE_ID
-from tests.conftest import LoopLiveServer, fresh_live_server
 from tests.support.auth import bearer, make_key
+from tests.support.live_server import LoopLiveServer, fresh_live_server
 from tests.support.ws_client import LEGACY_WS, PROTOCOLS, TRANSPORT_WS, GraphQLWebSocket, Protocol
 
 T = TypeVar("T")

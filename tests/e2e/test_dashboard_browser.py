@@ -30,14 +30,15 @@ from backend.core.identity import Role
 from backend.db.migrate import upgrade
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.schemas import ApiKeyCreate
-from tests.conftest import LoopLiveServer, make_settings
 from tests.support.browser import CHROMIUM, chromium
 from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,
+    make_settings,
     postgres_server_url,
     sqlite_url,
 )
+from tests.support.live_server import LoopLiveServer
 
 try:
     from playwright.sync_api import Browser, Page, Route, WebSocketRoute, expect

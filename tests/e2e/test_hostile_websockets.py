@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from tests.conftest import LoopLiveServer, fresh_live_server
+from tests.support.live_server import LoopLiveServer, fresh_live_server
 from tests.support.server_log import error_lines
 from tests.support.ws_client import LEGACY_WS, PROTOCOLS, TRANSPORT_WS, GraphQLWebSocket, Protocol
 

@@ -18,7 +18,6 @@ import pytest
 
 from backend.core.identity import Role
 from backend.models import DEFAULT_WORKSPACE_ID
-from tests.conftest import LoopLiveServer, fresh_live_server
 from tests.support.auth import bearer, make_key
 from tests.support.graphql import GraphQLClient
 from tests.support.http_stream import (
@@ -28,6 +27,7 @@ from tests.support.http_stream import (
     multipart_payloads,
     sse_events,
 )
+from tests.support.live_server import LoopLiveServer, fresh_live_server
 from tests.support.operations import CREATE_EXECUTION
 from tests.support.server_log import error_lines
 

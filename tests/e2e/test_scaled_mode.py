@@ -4,11 +4,11 @@ Every test makes a fresh database, migrates it with `crewql migrate`, and starts
 (CREWQL_MODE=scaled, runner off) and `crewql worker` processes on it, with short timings, as an
 operator would (tests/support/processes.py). Executions are launched and cancelled over HTTP and
 watched over `WS /graphql` (graphql-transport-ws) on every replica, whichever replica launched them
-and whichever worker runs them. What is checked is DESIGN.md §3 and the public contract of §1 across
-processes: no execution runs twice, every subscriber on every replica gets every event gapless and
-in order, a killed worker's executions are CRASHED within the lease, a lost bus connection delays
-events but loses none, cancellation reaches the worker that runs the execution, and SIGTERM stops a
-worker gracefully.
+and whichever worker runs them. What is checked is the scaled mode of docs/scaling.md and the
+public contract of docs/executions.md across processes: no execution runs twice, every subscriber
+on every replica gets every event gapless and in order, a killed worker's executions are CRASHED
+within the lease, a lost bus connection delays events but loses none, cancellation reaches the
+worker that runs the execution, and SIGTERM stops a worker gracefully.
 
 Every wait is bounded; every process is SIGKILLed when its test ends, however it ends, and the tail
 of every log is printed (pytest shows it for a failed test). Timings are printed too: run with

@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from backend.services.document_service import TrustedDocument
-from tests.conftest import LoopLiveServer, fresh_live_server
+from tests.support.live_server import LoopLiveServer, fresh_live_server
 from tests.support.ws_client import PROTOCOLS, GraphQLWebSocket, Protocol
 
 TRUSTED = "subscription Updates { executionUpdates { executionId } }"

@@ -2,9 +2,9 @@
 
 Crews are made and launched over HTTP (httpx) and watched over `WS /graphql` with the
 `websockets` library, in both subscription protocols, on SQLite and (when reachable) PostgreSQL.
-What is checked is the public contract of DESIGN.md §1: `executionEvents` delivers every event in
-order, gapless and without duplicates, across reconnects (`after`), and completes after the
-terminal event; `executionUpdates` is a filtered status feed; errors come back promptly as
+What is checked is the public contract of docs/executions.md: `executionEvents` delivers every
+event in order, gapless and without duplicates, across reconnects (`after`), and completes after
+the terminal event; `executionUpdates` is a filtered status feed; errors come back promptly as
 GraphQL errors; and every subscriber the server registered is released when its client leaves,
 whichever way it leaves.
 
@@ -24,9 +24,9 @@ import httpx
 import pytest
 
 from backend.events.bus import Subscription
-from tests.conftest import LoopLiveServer, fresh_live_server
 from tests.support.factories import create_agent, create_crew, create_task
 from tests.support.graphql import GraphQLClient
+from tests.support.live_server import LoopLiveServer, fresh_live_server
 from tests.support.operations import CANCEL_EXECUTION, CREATE_EXECUTION
 from tests.support.ws_client import (
     LEGACY_WS,

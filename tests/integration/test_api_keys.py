@@ -25,7 +25,7 @@ from backend.schemas import ApiKeyCreate, WorkspaceCreate
 from backend.services import auth_service
 from backend.services.auth_service import AuthService, make_token, parse_token
 from backend.utils.time import utcnow
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 
 BEFORE_KEYS = "f610aef76589"  # the revision before api_keys
 

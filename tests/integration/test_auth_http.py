@@ -25,7 +25,6 @@ from backend.core.auth import required_role
 from backend.core.identity import Principal, Role
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.services.bundle import Services
-from tests.conftest import make_settings
 from tests.support.auth import (
     Operation,
     audit_lines,
@@ -35,6 +34,7 @@ from tests.support.auth import (
     roles,
     schema_operations,
 )
+from tests.support.databases import make_settings
 from tests.support.factories import create_agent
 from tests.support.graphql import GraphQLClient
 

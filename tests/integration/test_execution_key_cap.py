@@ -12,8 +12,8 @@ from backend.core.identity import Role
 from backend.models import DEFAULT_WORKSPACE_ID as WS
 from backend.schemas import CrewConfig, ExecutionCreate, ExecutionStatus
 from backend.services.bundle import Services
-from tests.conftest import make_settings
 from tests.support.auth import make_key
+from tests.support.databases import make_settings
 
 CONFIG = CrewConfig.model_validate(
     {

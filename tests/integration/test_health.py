@@ -16,10 +16,12 @@ import pytest
 
 import backend.services.health_service
 from backend.db.migrate import head_revision, upgrade_async
-from tests.conftest import app_http, free_port, make_settings
+from tests.conftest import app_http
 from tests.support.databases import (
+    make_settings,
     sqlite_url,
 )
+from tests.support.live_server import free_port
 
 
 def http_for(database_url: str) -> AbstractAsyncContextManager[httpx.AsyncClient]:

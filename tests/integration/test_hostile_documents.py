@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LoopLiveServer
+from tests.support.live_server import LoopLiveServer
 from tests.support.server_log import error_lines
 from tests.support.ws_client import PROTOCOLS, GraphQLWebSocket, Protocol
 

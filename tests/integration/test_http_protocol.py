@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from backend.config.settings import Settings
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from tests.support.factories import create_agent
 from tests.support.graphql import GraphQLClient
 

@@ -19,7 +19,7 @@ from backend.core.tools.http_fetch import HttpLimits, host_allowed, is_public
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.runner.tools import build_toolsets
 from backend.services.bundle import Services
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from tests.support.http_target import HttpTarget, http_target
 
 LIMITS = HttpLimits(

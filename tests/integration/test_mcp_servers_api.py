@@ -18,8 +18,8 @@ from backend.core.secret_box import generate_key
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.schemas.secret import SecretSet
 from backend.services.bundle import Services
-from tests.conftest import make_settings
 from tests.support.auth import bearer, make_key
+from tests.support.databases import make_settings
 from tests.support.mcp_server import RunningMcpServer, mcp_server
 
 TOKEN = "mcp-header-secret-77"

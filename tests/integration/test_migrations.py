@@ -14,7 +14,7 @@ from backend.db.base import Base
 from backend.db.engine import create_engine
 from backend.db.migrate import downgrade, head_revision, upgrade
 from backend.models import DEFAULT_WORKSPACE_ID
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 
 TABLES = {"workspaces", "agents", "tasks", "task_context", "crews", "crew_tasks"}
 

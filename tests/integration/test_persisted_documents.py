@@ -23,7 +23,8 @@ import pytest
 from starlette.applications import Starlette
 
 from backend.services.document_service import ManifestError, parse_manifest
-from tests.conftest import app_http, make_settings
+from tests.conftest import app_http
+from tests.support.databases import make_settings
 from tests.support.processes import run_crewql
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"

@@ -12,7 +12,7 @@ from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
 
 from backend.api.graphql.limits import Limits, limit_errors
 from backend.config.settings import Settings
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from tests.support.graphql import GraphQLClient
 
 MAX_DEPTH = 3

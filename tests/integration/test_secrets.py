@@ -25,8 +25,8 @@ from backend.models import DEFAULT_WORKSPACE_ID, Secret
 from backend.repositories.unit_of_work import UnitOfWork
 from backend.services.bundle import Services
 from backend.services.secret_service import SecretMissing, SecretService, SecretsKeyRequired
-from tests.conftest import make_settings
 from tests.support.auth import bearer, make_key
+from tests.support.databases import make_settings
 
 KEY = generate_key()
 VALUE = "sk-live-0123456789-do-not-leak"

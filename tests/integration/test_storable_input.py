@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from backend.config.settings import Settings
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from tests.support.graphql import GraphQLClient
 from tests.support.server_log import error_lines
 

@@ -31,7 +31,7 @@ from backend.schemas.secret import SecretSet
 from backend.schemas.tool import McpHeader, McpServerCreate, McpTransport
 from backend.services.bundle import Services
 from backend.services.secret_service import SecretMissing
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from tests.support.mcp_server import RunningMcpServer, mcp_server
 
 TOKEN = "mcp-token-4b1d-very-secret"

@@ -28,8 +28,8 @@ from backend.models import DEFAULT_WORKSPACE_ID
 from backend.schemas import WorkspaceCreate
 from backend.schemas.tool import McpServerCreate
 from backend.services.bundle import Services
-from tests.conftest import make_settings
 from tests.support.auth import Operation, bearer, make_key, schema_operations
+from tests.support.databases import make_settings
 from tests.support.executions import launch
 from tests.support.factories import create_three_task_crew
 from tests.support.graphql import GraphQLClient

@@ -11,9 +11,12 @@ import asyncio
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
+
+from backend.config.settings import Settings, load_settings
 
 POSTGRES_ENV = "CREWQL_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "CREWQL_TEST_REQUIRE_POSTGRES"
@@ -70,3 +73,10 @@ async def drop_postgres_database(server_url: str, database_url: str) -> None:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test app. Authentication is off unless a test turns it on
+    (`auth_enabled=True`): suites about other things act as the default workspace's admin."""
+    overrides.setdefault("auth_enabled", False)
+    return load_settings(database_url=database_url, log_to_files=False, **overrides)

@@ -18,8 +18,7 @@ from backend.db.engine import create_engine, create_sessionmaker
 from backend.db.migrate import upgrade
 from backend.repositories.unit_of_work import UnitOfWork
 from backend.services.auth_service import AuthService
-from tests.conftest import make_settings
-from tests.support.databases import sqlite_url
+from tests.support.databases import make_settings, sqlite_url
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = re.compile(r"^cq_[a-z0-9]{8}_[A-Za-z0-9_-]{43,}$")

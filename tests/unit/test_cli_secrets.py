@@ -16,8 +16,7 @@ from cryptography.fernet import Fernet
 from backend.cli import main
 from backend.config.logging import configure_logging
 from backend.db.migrate import upgrade
-from tests.conftest import make_settings
-from tests.support.databases import sqlite_url
+from tests.support.databases import make_settings, sqlite_url
 
 VALUE = "sk-cli-value-never-printed"
 

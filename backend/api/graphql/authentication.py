@@ -1,6 +1,6 @@
 """Who is calling, on both transports, and the per-key limits that go with it.
 
-HTTP: `Authorization: Bearer <key>` on every request (the view calls `authenticate_http`
+HTTP: `Authorization: Bearer <key>` on every request (the view calls `authenticate`
 before Strawberry runs; GraphiQL's page itself needs no key).
 
 Websockets (the handlers are in websocket.py): the key in `connection_init`'s payload

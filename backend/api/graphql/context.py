@@ -1,7 +1,7 @@
 """The typed context every resolver receives.
 
 It carries services and per-operation DataLoaders, never a live database session: resolvers run
-concurrently and a websocket's context lives for hours (see DESIGN.md §2).
+concurrently and a websocket's context lives for hours (docs/architecture.md, section 4).
 """
 
 from __future__ import annotations

@@ -1,0 +1,53 @@
+"""An ordered list of ids kept beside a row: a task's context tasks, a crew's tasks.
+
+Both are stored the same way, in a table of (parent id, position, child id) rows; the parent
+table carries the workspace, so reads join it to stay inside one workspace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True)
+class OrderedLinks:
+    owner: Table  # the parent table (it has `id` and `workspace_id`)
+    links: Table  # the (parent, position, child) table
+    parent: str  # its column naming the parent row
+    child: str  # its column naming the linked row
+
+    async def read(
+        self, session: AsyncSession, workspace_id: uuid.UUID, parent_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[uuid.UUID]]:
+        """Each parent's ids in order; every asked parent gets an entry."""
+        found: dict[uuid.UUID, list[uuid.UUID]] = {parent_id: [] for parent_id in parent_ids}
+        if not parent_ids:
+            return found
+        parent, child = self.links.c[self.parent], self.links.c[self.child]
+        stmt = (
+            select(parent, child)
+            .join(self.owner, self.owner.c.id == parent)
+            .where(self.owner.c.workspace_id == workspace_id, parent.in_(set(parent_ids)))
+            .order_by(parent, self.links.c.position)
+        )
+        for parent_id, child_id in await session.execute(stmt):
+            found[parent_id].append(child_id)
+        return found
+
+    async def replace(
+        self, session: AsyncSession, parent_id: uuid.UUID, child_ids: Sequence[uuid.UUID]
+    ) -> None:
+        """The caller checked that the parent is in its workspace and the ids are valid."""
+        await session.execute(delete(self.links).where(self.links.c[self.parent] == parent_id))
+        if child_ids:
+            rows: list[dict[str, Any]] = [
+                {self.parent: parent_id, "position": i, self.child: child_id}
+                for i, child_id in enumerate(child_ids)
+            ]
+            await session.execute(insert(self.links), rows)
