@@ -29,6 +29,7 @@ from backend.config.settings import Settings, get_settings
 from backend.container import build_services
 from backend.db.engine import create_engine
 from backend.db.migrate import head_revision, upgrade_async
+from backend.observability import tracing
 from backend.runner.engine import SequentialEngine
 from backend.runner.providers.registry import ProviderRegistry
 from backend.runner.runner import Runner
@@ -62,7 +63,9 @@ async def preflight(settings: Settings) -> None:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
+    tracing.configure(settings.tracing, settings.service_name, settings.trace_content)
     engine = create_engine(settings)
+    tracing.instrument_engine(engine)
     services = build_services(engine, settings)
     view = GraphQLView(build_schema(settings), settings, services)
 

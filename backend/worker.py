@@ -18,13 +18,16 @@ from backend.api.metrics_server import metrics_server
 from backend.config.settings import Settings
 from backend.container import build_services
 from backend.db.engine import create_engine
+from backend.observability import tracing
 from backend.runner.engine import SequentialEngine
 from backend.runner.providers.registry import ProviderRegistry
 from backend.runner.runner import Runner
 
 
 async def run_worker(settings: Settings) -> None:
+    tracing.configure(settings.tracing, "worker", settings.trace_content)
     engine = create_engine(settings)
+    tracing.instrument_engine(engine)
     services = build_services(engine, settings)
     providers = ProviderRegistry(settings)
     runner = Runner(services.lifecycle, SequentialEngine(providers), settings, services.inputs)

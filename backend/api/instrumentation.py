@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 from graphql import GraphQLError
 from loguru import logger
@@ -23,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
 from backend.api.graphql.errors import INTERNAL, request_error_code
-from backend.observability import metrics
+from backend.observability import metrics, tracing
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -39,6 +40,10 @@ class RequestObservation:
 
 
 CURRENT: ContextVar[RequestObservation | None] = ContextVar("crewql_request", default=None)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {bytes(k).decode("latin-1"): bytes(v).decode("latin-1") for k, v in scope["headers"]}
 
 
 def _request_id(scope: Scope) -> str:
@@ -59,7 +64,11 @@ class Instrumented:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            with metrics.websocket_open(), logger.contextualize(request_id=_request_id(scope)):
+            with (
+                metrics.websocket_open(),
+                logger.contextualize(request_id=_request_id(scope)),
+                tracing.incoming(_headers(scope)),
+            ):
                 await self.app(scope, receive, send)
             return
         if scope["type"] != "http":
@@ -80,7 +89,10 @@ class Instrumented:
             await send(message)
 
         try:
-            with logger.contextualize(request_id=observation.request_id):
+            with (
+                logger.contextualize(request_id=observation.request_id),
+                tracing.incoming(_headers(scope)),
+            ):
                 await self.app(scope, receive, send_observed)
         finally:
             CURRENT.reset(token)
@@ -140,3 +152,29 @@ class ObserveOperations(SchemaExtension):
         workspace = str(principal.workspace_id) if principal is not None else None
         with logger.contextualize(operation=context.operation_name, workspace_id=workspace):
             yield
+
+
+def traced_operations() -> type[SchemaExtension]:
+    """Strawberry's OpenTelemetry extension (one span per operation and resolver), keeping the
+    GraphQL document off the operation span unless CREWQL_TRACE_CONTENT allows it: literals in
+    a document can be data a caller did not mean to hand to a tracing backend."""
+    from strawberry.extensions.tracing import OpenTelemetryExtension
+
+    class TracedOperations(OpenTelemetryExtension):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(arg_filter=tracing.argument_filter, **kwargs)
+
+        def on_operation(self) -> Generator[None, None, None]:
+            context = self.execution_context
+            document = context.query
+            if not tracing.record_content():
+                context.query = None  # read by the span's start only; put back before parsing
+            steps = super().on_operation()
+            try:
+                next(steps)
+            finally:
+                context.query = document
+            yield
+            next(steps, None)
+
+    return TracedOperations

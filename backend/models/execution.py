@@ -75,6 +75,9 @@ class Execution(IdMixin, WorkspaceOwnedMixin, TimestampMixin, Base):
     input_timeout_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     input_deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     input_response: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The W3C `traceparent` of the request that launched it: the run's trace links to it, in
+    # whichever process runs it (observability/tracing.py).
+    traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
 
 
 class ExecutionTask(Base):

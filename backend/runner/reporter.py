@@ -12,6 +12,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from backend.observability.tracing import ExecutionTrace
 from backend.runner.engine import Cancelled
 from backend.runner.resilience import LeaseClock, persist
 from backend.services.execution_lifecycle import ExecutionLifecycle, RunHandle
@@ -49,6 +50,8 @@ class ExecutionReporter:
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
+        # Task spans of the run's trace (a no-op unless tracing is on).
+        self.trace = ExecutionTrace(None)
 
     def check_cancelled(self) -> None:
         if self._failure is not None:
@@ -97,6 +100,8 @@ class ExecutionReporter:
             self._timer = asyncio.create_task(self._flush_later(self.flush_interval - waited))
 
     async def task_started(self, position: int) -> None:
+        task = self.run.config.tasks[position]
+        self.trace.task_started(position, task.name, task.agent)
         self._steps.append(Step(StepKind.STARTED, position))
         await self._added()
 
@@ -109,8 +114,10 @@ class ExecutionReporter:
         await self._added()
 
     async def task_completed(self, position: int, output: str) -> None:
+        self.trace.task_finished(position, "COMPLETED")
         self._steps.append(Step(StepKind.COMPLETED, position, output=output))
         await self._added()
 
     async def task_failed(self, position: int, error: str, output: str) -> None:
+        self.trace.task_finished(position, "FAILED", error)
         self._steps.append(Step(StepKind.FAILED, position, error, output))

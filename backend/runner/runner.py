@@ -22,7 +22,8 @@ from pathlib import Path
 from loguru import logger
 
 from backend.config.settings import Settings
-from backend.observability import metrics
+from backend.observability import metrics, tracing
+from backend.observability.tracing import ExecutionTrace
 from backend.runner.engine import AwaitingInput, Cancelled, SequentialEngine, TaskFailed
 from backend.runner.reporter import CancelState, ExecutionReporter
 from backend.runner.resilience import LeaseClock, persist
@@ -322,9 +323,15 @@ class Runner:
             self.cancel(run.id, self._early_cancels.pop(run.id))
 
     async def _execute(self, run: RunHandle, cancel: CancelState) -> None:
+        crew = run.config.name
+        with tracing.execution_run(str(run.id), run.name, crew, run.traceparent) as trace:
+            await self._run(run, cancel, trace)
+
+    async def _run(self, run: RunHandle, cancel: CancelState, trace: ExecutionTrace) -> None:
         reporter = ExecutionReporter(
             self.service, run, cancel, self.settings.output_flush_interval_seconds, self.clock
         )
+        reporter.trace = trace
         clock = self.clock
         try:
             logger.info("execution {} ({}) started", run.id, run.name)
@@ -335,6 +342,7 @@ class Runner:
                     lambda: self.service.complete(run, result, steps), clock, "completing"
                 )
                 logger.info("execution {} completed", run.id)
+                trace.finished("COMPLETED")
             except AwaitingInput as wait:
                 # The run ends here and its slot frees; a response queues it again.
                 position, steps = wait.position, reporter.take_pending()
@@ -342,12 +350,14 @@ class Runner:
                     lambda: self.service.await_input(run, position, steps), clock, "waiting"
                 )
                 logger.info("execution {} waits for input on task {}", run.id, position)
+                trace.finished("WAITING_FOR_INPUT")
             except Cancelled as stop:
                 reason, steps = str(stop), reporter.take_pending()
                 await persist(
                     lambda: self.service.cancelled(run, reason, steps), clock, "cancelling"
                 )
                 logger.info("execution {} cancelled: {}", run.id, stop)
+                trace.finished("CANCELLED")
             except asyncio.CancelledError:
                 if not cancel.forced:
                     raise
@@ -357,10 +367,12 @@ class Runner:
                     lambda: self.service.cancelled(run, cancel.reason, steps), clock, "cancelling"
                 )
                 logger.info("execution {} cancelled: {}", run.id, cancel.reason)
+                trace.finished("CANCELLED")
             except TaskFailed as failure:
                 error, steps = str(failure), reporter.take_pending()
                 await persist(lambda: self.service.fail(run, error, steps), clock, "failing")
                 logger.info("execution {} failed: {}", run.id, failure)
+                trace.finished("FAILED", error)
         except ExecutionGone as gone:
             logger.info("execution {} stopped: {}", run.id, gone.message)
         except Exception as exc:

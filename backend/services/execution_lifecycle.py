@@ -51,6 +51,8 @@ class RunHandle:
     inputs: dict[str, Any]
     # Where it starts: from the top, or after a wait for human input (execution_resume.py).
     resume: Resume = field(default_factory=Resume)
+    # The launching request's trace context, which the run's trace links to.
+    traceparent: str | None = None
 
 
 class ExecutionLifecycle:
@@ -120,6 +122,7 @@ class ExecutionLifecycle:
                         CrewConfig.model_validate(row.config),
                         dict(row.inputs),
                         resume,
+                        row.traceparent,
                     )
                 )
         return handles

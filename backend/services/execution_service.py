@@ -14,6 +14,7 @@ from datetime import datetime
 
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.events.bus import EventBus
+from backend.observability import tracing
 from backend.repositories.unit_of_work import UnitOfWorkFactory
 from backend.schemas import (
     CrewConfig,
@@ -183,6 +184,7 @@ class ExecutionService:
                     "parent_id": parent_id,
                     "api_key_id": api_key_id,
                     "input_timeout_seconds": data.input_timeout_seconds,
+                    "traceparent": tracing.current_traceparent(),
                 },
             )
             await uow.executions.add_tasks(

@@ -44,9 +44,10 @@ from backend.api.graphql.authorization import RoleCheck
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR
 from backend.api.graphql.limits import Limits, limit_errors
 from backend.api.graphql.persisted import TrustedDocuments
-from backend.api.instrumentation import ObserveOperations
+from backend.api.instrumentation import ObserveOperations, traced_operations
 from backend.config.settings import Settings
 from backend.core.errors import DomainError
+from backend.observability import tracing
 
 CACHE_SIZE = 1_000
 # graphql-core's message when OverlappingFieldsCanBeMergedRule spent its comparison budget (or
@@ -183,6 +184,8 @@ def build_extensions(settings: Settings) -> list[Callable[[], SchemaExtension] |
         RoleCheck,
         ObserveOperations,
     ]
+    if tracing.enabled():
+        extensions.append(traced_operations())
     if not settings.introspection:
         extensions.append(DisableIntrospection)
     return extensions
