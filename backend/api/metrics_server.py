@@ -35,6 +35,7 @@ async def metrics_server(
     server = uvicorn.Server(config)
     # Bound here, before serving: a taken port fails the worker's start with its own error.
     sock = config.bind_socket()
+    sock.listen(config.backlog)  # scrapes from now on wait in the backlog until it serves
     task = asyncio.create_task(server.serve(sockets=[sock]), name="metrics-server")
     logger.info("worker metrics on http://{}:{}/metrics", settings.host, port)
     try:
