@@ -68,10 +68,16 @@ def build_services(engine: AsyncEngine, settings: Settings) -> Services:
     def statement_uow() -> UnitOfWork:
         return UnitOfWork(statements)
 
+    secrets = SecretService(write_uow, read_uow, SecretBox(settings.secrets_keys))
+    lister = McpToolLister(
+        ttl=settings.mcp_tools_cache_seconds, timeout=settings.mcp_connect_timeout_seconds
+    )
+    mcp_servers = McpServerService(write_uow, read_uow, secrets, settings.mcp_stdio_servers)
+    tools = ToolService(write_uow, read_uow, mcp_servers, lister)
     bus = build_bus(settings)
-    crews = CrewService(write_uow, crew_read_uow, statement_uow)
+    crews = CrewService(write_uow, crew_read_uow, statement_uow, tools=tools)
     executions = ExecutionService(
-        write_uow, read_uow, crews, bus, known_providers=lambda: KNOWN_PROVIDERS
+        write_uow, read_uow, crews, bus, known_providers=lambda: KNOWN_PROVIDERS, tools=tools
     )
     attach = getattr(bus, "attach_loader", None)
     if attach is not None:  # the PostgreSQL bus reads each notified event once per process
@@ -93,11 +99,6 @@ def build_services(engine: AsyncEngine, settings: Settings) -> Services:
         input_timeout_seconds=settings.input_timeout_seconds,
         input_timeout_action=settings.input_timeout_action,
     )
-    secrets = SecretService(write_uow, read_uow, SecretBox(settings.secrets_keys))
-    lister = McpToolLister(
-        ttl=settings.mcp_tools_cache_seconds, timeout=settings.mcp_connect_timeout_seconds
-    )
-    mcp_servers = McpServerService(write_uow, read_uow, secrets, settings.mcp_stdio_servers)
     return Services(
         crews=crews,
         crewai=CrewaiService(write_uow, crews, known_providers=lambda: KNOWN_PROVIDERS),
@@ -109,7 +110,7 @@ def build_services(engine: AsyncEngine, settings: Settings) -> Services:
         auth=AuthService(write_uow, read_uow, cache_seconds=settings.auth_cache_seconds),
         documents=DocumentService(write_uow, read_uow),
         secrets=secrets,
-        tools=ToolService(write_uow, read_uow, mcp_servers, lister),
+        tools=tools,
         health=HealthService(read_uow, head_revision(settings.database_url)),
         limiter=TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         subscriptions=ConcurrencyCap(settings.max_subscriptions_per_key),

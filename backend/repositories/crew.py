@@ -35,6 +35,7 @@ class GraphColumns:
         "agent_id",
         "human_input",
         "output_schema",
+        "tools",
         "created_at",
         "updated_at",
     )
@@ -47,6 +48,8 @@ class GraphColumns:
         "llm",
         "temperature",
         "max_iterations",
+        "tools",
+        "api_key_secret",
         "created_at",
         "updated_at",
     )

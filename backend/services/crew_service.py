@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError
@@ -42,7 +42,7 @@ from backend.services.crew_rules import (
     check_crew_tasks,
     check_crews_accept_context,
 )
-from backend.services.crud import ANY_TIME, Children, Kind, Records
+from backend.services.crud import ANY_TIME, Children, Kind, OutsideCheck, Records
 from backend.services.execution_config import snapshot_of
 
 
@@ -106,7 +106,7 @@ AGENTS = Kind(
     entity="Agent",
     repository=lambda uow: uow.agents,
     response=_agent,
-    required=("name", "role", "goal", "backstory", "llm"),
+    required=("name", "role", "goal", "backstory", "llm", "tools"),
     users=_agent_users,
 )
 TASKS = Kind(
@@ -120,6 +120,7 @@ TASKS = Kind(
         "agent_id",
         "context_task_ids",
         "human_input",
+        "tools",
     ),
     check=_check_task,
     users=_task_users,
@@ -143,18 +144,55 @@ CREWS = Kind(
 )
 
 
+class ToolNames(Protocol):
+    """What checks the tool names agents and tasks list (ToolService)."""
+
+    async def check_names(
+        self, workspace_id: uuid.UUID, names: Sequence[str], field: str
+    ) -> list[FieldProblem]: ...
+
+
+def _tools_check(tools: ToolNames) -> OutsideCheck:
+    """MCP tool names must name a server of the workspace and a tool it offers (asked live,
+    outside the transaction); the schema has checked their syntax already."""
+
+    async def check(workspace_id: uuid.UUID, values: dict[str, Any]) -> list[FieldProblem]:
+        names = values.get("tools")
+        if not names:
+            return []
+        return await tools.check_names(workspace_id, names, "tools")
+
+    return check
+
+
+async def inline_tool_problems(
+    tools: ToolNames, workspace_id: uuid.UUID, config: CrewConfig, field: str
+) -> list[FieldProblem]:
+    """The tool-name problems of a crew config sent with a launch (stored crews were checked
+    when their agents and tasks were written)."""
+    lists = [(f"agents.{i}", a.tools) for i, a in enumerate(config.agents)]
+    lists += [(f"tasks.{i}", t.tools) for i, t in enumerate(config.tasks)]
+    problems: list[FieldProblem] = []
+    for where, names in lists:
+        if names:
+            problems += await tools.check_names(workspace_id, names, f"{field}.{where}.tools")
+    return problems
+
+
 class CrewService:
     def __init__(
         self,
         uow: UnitOfWorkFactory,
         read_uow: UnitOfWorkFactory | None = None,
         statement_uow: UnitOfWorkFactory | None = None,
+        tools: ToolNames | None = None,
     ) -> None:
         read_uow = read_uow or uow
         # For reads of ONE statement: no BEGIN/COMMIT (the statement is its own snapshot).
         self._statement_uow = statement_uow or read_uow
-        self._agents = Records(AGENTS, uow, read_uow)
-        self._tasks = Records(TASKS, uow, read_uow)
+        check = _tools_check(tools) if tools is not None else None
+        self._agents = Records(AGENTS, uow, read_uow, check)
+        self._tasks = Records(TASKS, uow, read_uow, check)
         self._crews = Records(CREWS, uow, read_uow)
 
     # ---------------------------------------------------------------- agents

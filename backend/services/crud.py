@@ -31,6 +31,9 @@ Check = Callable[
     [UnitOfWork, uuid.UUID, uuid.UUID | None, dict[str, Any], Sequence[uuid.UUID] | None],
     Awaitable[list[FieldProblem]],
 ]
+# A check that needs no transaction (it may call other servers: an MCP server's tool list), run
+# before the unit of work opens; its problems join the ones `Kind.check` finds.
+OutsideCheck = Callable[[uuid.UUID, dict[str, Any]], Awaitable[list[FieldProblem]]]
 ANY_TIME = TimeRange()
 
 
@@ -61,11 +64,16 @@ class Kind(Generic[ResponseT]):
 
 class Records(Generic[ResponseT]):
     def __init__(
-        self, kind: Kind[ResponseT], uow: UnitOfWorkFactory, read_uow: UnitOfWorkFactory
+        self,
+        kind: Kind[ResponseT],
+        uow: UnitOfWorkFactory,
+        read_uow: UnitOfWorkFactory,
+        outside_check: OutsideCheck | None = None,
     ) -> None:
         self.kind = kind
         self._uow = uow
         self._read_uow = read_uow
+        self._outside_check = outside_check or _no_problems
 
     async def _children(self, uow: UnitOfWork, workspace_id: uuid.UUID, ids: Ids) -> dict[Any, Ids]:
         children = self.kind.children
@@ -114,10 +122,11 @@ class Records(Generic[ResponseT]):
         kind, field = self.kind, self.kind.children and self.kind.children.field
         values = data.model_dump()
         ids: list[uuid.UUID] | None = values.pop(field) if field else None
+        outside = await self._outside_check(workspace_id, values)
         async with self._uow() as uow:
             repository = kind.repository(uow)
             await require_unique_name(repository, kind.entity.lower(), workspace_id, values["name"])
-            problems = await kind.check(uow, workspace_id, None, values, ids)
+            problems = outside + await kind.check(uow, workspace_id, None, values, ids)
             if problems:
                 raise ValidationFailed(problems)
             row = await repository.add(workspace_id, values)
@@ -131,6 +140,7 @@ class Records(Generic[ResponseT]):
         changes = data.model_dump(exclude_unset=True)
         refuse_null(changes, kind.required)
         ids: list[uuid.UUID] | None = changes.pop(field, None) if field else None
+        outside = await self._outside_check(workspace_id, changes)
         async with self._uow() as uow:
             repository = kind.repository(uow)
             if await repository.get(workspace_id, id_) is None:
@@ -139,7 +149,7 @@ class Records(Generic[ResponseT]):
                 await require_unique_name(
                     repository, kind.entity.lower(), workspace_id, changes["name"], exclude=id_
                 )
-            problems = await kind.check(uow, workspace_id, id_, changes, ids)
+            problems = outside + await kind.check(uow, workspace_id, id_, changes, ids)
             if problems:
                 raise ValidationFailed(problems)
             row = await repository.update(workspace_id, id_, {**changes, "updated_at": utcnow()})

@@ -12,9 +12,19 @@ from backend.core.errors import FieldProblem
 from backend.schemas import AgentResponse, CrewConfig, CrewResponse, TaskResponse
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-AGENT_FIELDS = ("name", "role", "goal", "backstory", "llm", "temperature", "max_iterations")
+AGENT_FIELDS = (
+    "name",
+    "role",
+    "goal",
+    "backstory",
+    "llm",
+    "temperature",
+    "max_iterations",
+    "tools",
+    "api_key_secret",
+)
 # A task's own fields, stored and snapshotted alike (its agent and context are names in a config).
-TASK_FIELDS = ("name", "description", "expected_output", "human_input", "output_schema")
+TASK_FIELDS = ("name", "description", "expected_output", "human_input", "output_schema", "tools")
 
 
 def snapshot_of(

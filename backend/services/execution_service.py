@@ -30,7 +30,7 @@ from backend.schemas import (
     TimeRange,
 )
 from backend.services import execution_status
-from backend.services.crew_service import CrewService
+from backend.services.crew_service import CrewService, ToolNames, inline_tool_problems
 from backend.services.execution_config import (
     descriptive_name,
     missing_inputs,
@@ -59,12 +59,14 @@ class ExecutionService:
         crews: CrewService,
         bus: EventBus,
         known_providers: Callable[[], Iterable[str]],
+        tools: ToolNames | None = None,
     ) -> None:
         self._uow = uow
         self._read_uow = read_uow
         self._crews = crews
         self.bus = bus
         self._known_providers = known_providers
+        self._tools = tools
 
     # ================================================================ launching
 
@@ -86,6 +88,8 @@ class ExecutionService:
         config, crew_id, field = await self._config_for(workspace_id, data)
         problems = unknown_providers(config, self._known_providers(), field + ".agents.{index}.llm")
         problems += missing_inputs(config, data.inputs)
+        if data.crew is not None and self._tools is not None:
+            problems += await inline_tool_problems(self._tools, workspace_id, config, field)
         if problems:
             raise ValidationFailed(problems)
         try:

@@ -6,6 +6,8 @@ from pydantic import Field, StringConstraints
 
 from backend.schemas.base import InputSchema
 from backend.schemas.common.fields import Name, OptionalText, Text
+from backend.schemas.secret import SecretName
+from backend.schemas.tool.names import ToolList
 
 # "provider" or "provider/model": simulated, openai/gpt-4o-mini, ollama/llama3.1:8b ...
 LlmName = Annotated[
@@ -26,3 +28,12 @@ class AgentBase(InputSchema):
     llm: LlmName = "simulated"
     temperature: Temperature | None = None
     max_iterations: MaxIterations | None = None
+    tools: ToolList = Field(
+        default_factory=list,
+        description="Tools its tasks may use: http_request, current_time, mcp:<server>/<tool>.",
+    )
+    api_key_secret: SecretName | None = Field(
+        default=None,
+        description="The workspace secret holding its provider's key; null: the provider's "
+        "default (OPENAI_API_KEY, ANTHROPIC_API_KEY).",
+    )

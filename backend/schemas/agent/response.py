@@ -15,5 +15,7 @@ class AgentResponse(ResponseSchema):
     llm: str
     temperature: float | None
     max_iterations: int | None
+    tools: list[str]
+    api_key_secret: str | None
     created_at: datetime
     updated_at: datetime

@@ -5,6 +5,8 @@ from __future__ import annotations
 from backend.schemas.agent.base import LlmName, MaxIterations, Temperature
 from backend.schemas.base import InputSchema
 from backend.schemas.common.fields import Name, OptionalText, Text
+from backend.schemas.secret import SecretName
+from backend.schemas.tool.names import ToolList
 
 
 class AgentUpdate(InputSchema):
@@ -15,3 +17,5 @@ class AgentUpdate(InputSchema):
     llm: LlmName | None = None
     temperature: Temperature | None = None
     max_iterations: MaxIterations | None = None
+    tools: ToolList | None = None
+    api_key_secret: SecretName | None = None

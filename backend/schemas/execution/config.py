@@ -10,6 +10,7 @@ from backend.schemas.base import InputSchema
 from backend.schemas.common.fields import Name, OptionalText, Text
 from backend.schemas.crew.base import CrewProcess
 from backend.schemas.task.base import OutputSchema
+from backend.schemas.tool.names import ToolList
 
 
 class AgentConfig(AgentBase):
@@ -27,6 +28,9 @@ class TaskConfig(InputSchema):
     human_input: bool = Field(default=False, description="Wait for a person's approval.")
     output_schema: OutputSchema | None = Field(
         default=None, description="A JSON Schema (of an object) the answer must validate against."
+    )
+    tools: ToolList = Field(
+        default_factory=list, description="Tools it may use besides its agent's."
     )
 
 

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field
 
 from backend.schemas.base import InputSchema
 from backend.schemas.common.fields import Name, Text
+from backend.schemas.tool.names import ToolList
 
 MAX_SCHEMA_CHARS = 32_000
 
@@ -47,4 +48,7 @@ class TaskBase(InputSchema):
         default=None,
         description="A JSON Schema (of an object) the answer must validate against; the answer "
         "is then kept as JSON and read as JSON by tasks that take it as context.",
+    )
+    tools: ToolList = Field(
+        default_factory=list, description="Tools it may use besides its agent's."
     )

@@ -16,5 +16,6 @@ class TaskResponse(ResponseSchema):
     context_task_ids: list[uuid.UUID]
     human_input: bool
     output_schema: dict[str, Any] | None
+    tools: list[str]
     created_at: datetime
     updated_at: datetime

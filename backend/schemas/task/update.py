@@ -7,6 +7,7 @@ from pydantic import Field
 from backend.schemas.base import InputSchema
 from backend.schemas.common.fields import Name, Text
 from backend.schemas.task.base import OutputSchema
+from backend.schemas.tool.names import ToolList
 
 
 class TaskUpdate(InputSchema):
@@ -17,3 +18,4 @@ class TaskUpdate(InputSchema):
     context_task_ids: list[uuid.UUID] | None = Field(default=None, max_length=50)
     human_input: bool | None = None
     output_schema: OutputSchema | None = Field(default=None, description="null removes it.")
+    tools: ToolList | None = None

@@ -52,6 +52,17 @@ ToolName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_known_shape)
 ]
 
+
+def _unique(names: list[str]) -> list[str]:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"lists {', '.join(repeated)} more than once")
+    return names
+
+
+# What agents and tasks carry: catalog names, each once.
+ToolList = Annotated[list[ToolName], Field(max_length=MAX_TOOLS), AfterValidator(_unique)]
+
 # An allowlist entry: a host name or address, optionally `*.` in front and `:port` behind.
 _HOST = re.compile(
     r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
