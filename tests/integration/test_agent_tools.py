@@ -18,7 +18,7 @@ from backend.models import DEFAULT_WORKSPACE_ID, Execution
 from backend.schemas.secret import SecretSet
 from backend.schemas.tool import McpServerCreate
 from backend.services.bundle import Services
-from tests.conftest import make_settings
+from tests.support.databases import make_settings
 from tests.support.executions import launch
 from tests.support.graphql import GraphQLClient
 from tests.support.mcp_server import RunningMcpServer, mcp_server
@@ -118,6 +118,13 @@ async def test_tool_names_are_checked_stored_and_snapshotted(
     crew = await client.execute(
         CREW, {"input": {"name": "c", "taskIds": [task["createTask"]["id"]]}}
     )
+    read = await client.execute(
+        "query($id: ID!) { crew(id: $id) { tasks { tools agent { tools apiKeySecret } } } }",
+        {"id": crew["createCrew"]["id"]},
+    )
+    assert read["crew"]["tasks"] == [
+        {"tools": ["current_time"], "agent": {"tools": tools, "apiKeySecret": "RESEARCH_KEY"}}
+    ]
     execution = await launch(client, crewId=crew["createCrew"]["id"])
     async with app.state.engine.connect() as connection:
         config = await connection.scalar(
