@@ -108,7 +108,7 @@ def build_services(engine: AsyncEngine, settings: Settings) -> Services:
         inputs=HumanInput(write_uow, read_uow, bus, settings.input_timeout_action),
         bus=bus,
         auth=AuthService(write_uow, read_uow, cache_seconds=settings.auth_cache_seconds),
-        documents=DocumentService(write_uow, read_uow),
+        documents=DocumentService(write_uow, read_uow, max_registered=settings.apq_max_documents),
         secrets=secrets,
         tools=tools,
         health=HealthService(read_uow, head_revision(settings.database_url)),

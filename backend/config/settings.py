@@ -180,6 +180,9 @@ class Settings(BaseSettings):
     # Run only the documents an operator loaded with `crewql documents add` (GraphQL's "trusted
     # documents"); any other text is refused and APQ stops registering (docs/clients.md).
     trusted_documents_only: bool = False
+    # Automatic persisted queries stored at most (trusted documents do not count); past it, new
+    # hashes are not stored and clients keep sending the text: nobody can fill the database.
+    apq_max_documents: int = Field(default=10_000, ge=0)
 
     # Observability (docs/operations.md). With authentication on, /metrics answers an admin key
     # or this token (Authorization: Bearer <token>); `crewql worker --metrics-port` likewise.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, select
+from sqlalchemy import Row, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,11 @@ class PersistedDocumentRepository:
     async def get_by_document_id(self, document_id: str) -> Row[Any] | None:
         stmt = select(*self.table.c).where(self.table.c.document_id == document_id)
         return (await self.session.execute(stmt)).first()
+
+    async def count_registered(self) -> int:
+        """APQ registrations: the documents nobody made trusted."""
+        stmt = select(func.count()).select_from(self.table).where(self.table.c.trusted.is_(False))
+        return int((await self.session.execute(stmt)).scalar_one())
 
     async def add(self, sha256: str, document: str) -> None:
         """Stores an APQ registration; a document already stored (by anyone) stays as it is."""

@@ -18,6 +18,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loguru import logger
+
 from backend.repositories.unit_of_work import UnitOfWorkFactory
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -67,9 +69,11 @@ class DocumentService:
         write_uow: UnitOfWorkFactory,
         read_uow: UnitOfWorkFactory,
         cache_size: int = CACHE_SIZE,
+        max_registered: int = 10_000,
     ) -> None:
         self._write_uow = write_uow
         self._read_uow = read_uow
+        self._max_registered = max_registered
         self._documents = _Recent(cache_size)  # sha256 -> text
         self._ids = _Recent(cache_size)  # a manifest's document id -> sha256
         self._trusted = _Recent(cache_size)  # sha256 -> "" for each known-trusted document
@@ -102,6 +106,13 @@ class DocumentService:
         if self._documents.get(sha256) is not None:
             return
         async with self._write_uow() as uow:
+            if await uow.documents.count_registered() >= self._max_registered:
+                logger.warning(
+                    "not storing persisted query {}: CREWQL_APQ_MAX_DOCUMENTS ({}) are stored",
+                    sha256[:12],
+                    self._max_registered,
+                )
+                return
             await uow.documents.add(sha256, document)
         self._documents.put(sha256, document)
 

@@ -220,3 +220,17 @@ async def test_a_file_that_is_not_json_is_refused(database_url: str, tmp_path: P
     path = tmp_path / "m.json"
     path.write_text("not json", encoding="utf-8")
     assert await load(path, database_url) == 1
+
+
+async def test_registrations_stop_at_the_cap_and_the_text_still_runs(
+    app: Starlette, database_url: str
+) -> None:
+    """CREWQL_APQ_MAX_DOCUMENTS: past it nothing more is stored, and nothing else changes."""
+    first, second = document(), document()
+    capped = make_settings(database_url, apq_max_documents=1)
+    async with app_http(capped) as http:
+        data(await http.post("/graphql", json=apq(first, include_query=True)))
+        data(await http.post("/graphql", json=apq(second, include_query=True)))  # runs
+        data(await http.post("/graphql", json=apq(first, include_query=False)))
+        unknown = await http.post("/graphql", json=apq(second, include_query=False))
+        assert code(unknown) == "PERSISTED_QUERY_NOT_FOUND"
