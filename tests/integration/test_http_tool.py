@@ -150,3 +150,19 @@ async def test_the_workspace_allowlist_reaches_the_run(
     outcome, content = await call(toolbox.toolsets[0], url=target.url("/echo"))
     assert outcome == "success"
     assert content["status"] == 200
+
+
+async def test_credentials_do_not_follow_a_redirect_to_another_host(target: HttpTarget) -> None:
+    both = builtin_toolset(
+        ["http_request"],
+        allowlist=[target.host, f"localhost:{target.port}"],
+        limits=LIMITS,
+    )
+    auth = {"Authorization": "Bearer for-127-only"}
+    same = target.url(f"/away?to={target.url('/echo')}")
+    _, content = await call(both, url=same, headers=auth)
+    assert '"authorization":"Bearer for-127-only"' in content["body"]
+    other = target.url(f"/away?to=http://localhost:{target.port}/echo")
+    _, content = await call(both, url=other, headers=auth)
+    assert content["url"] == f"http://localhost:{target.port}/echo"
+    assert '"authorization":null' in content["body"]

@@ -22,7 +22,12 @@ from tests.support.mcp_server import free_port
 async def echo(request: Request) -> Response:
     body = (await request.body()).decode()
     return JSONResponse(
-        {"method": request.method, "body": body, "accept": request.headers.get("accept")}
+        {
+            "method": request.method,
+            "body": body,
+            "accept": request.headers.get("accept"),
+            "authorization": request.headers.get("authorization"),
+        }
     )
 
 
@@ -30,6 +35,10 @@ async def redirect(request: Request) -> Response:
     hops = int(request.query_params.get("hops", "1"))
     target = "/echo" if hops <= 1 else f"/redirect?hops={hops - 1}"
     return RedirectResponse(target, status_code=302)
+
+
+async def away(request: Request) -> Response:
+    return RedirectResponse(request.query_params["to"], status_code=307)
 
 
 async def big(request: Request) -> Response:
@@ -59,6 +68,7 @@ def http_target() -> Iterator[HttpTarget]:
         routes=[
             Route("/echo", echo, methods=["GET", "POST"]),
             Route("/redirect", redirect),
+            Route("/away", away),
             Route("/big", big),
             Route("/slow", slow),
         ]

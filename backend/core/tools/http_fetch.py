@@ -27,6 +27,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 REDIRECTS = {301, 302, 303, 307, 308}
 # Headers a caller may not set: they are ours to set for the checked destination.
 RESERVED_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
+CREDENTIALS = {"authorization", "cookie", "proxy-authorization"}
 SHOWN = ("content-type", "content-length", "location", "retry-after")
 
 
@@ -193,7 +194,13 @@ async def fetch(
                         response.status_code in (301, 302) and method == "POST"
                     ):
                         method, body = "GET", None
-                    url = urljoin(url, location)
+                    target = urljoin(url, location)
+                    if urlsplit(target).netloc != urlsplit(url).netloc:
+                        # Credentials the caller meant for one host do not follow to another.
+                        sent_headers = {
+                            k: v for k, v in sent_headers.items() if k.lower() not in CREDENTIALS
+                        }
+                    url = target
                     continue
                 data, truncated = await _read_capped(response, limits.max_response_bytes)
                 return HttpResult(
