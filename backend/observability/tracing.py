@@ -62,6 +62,8 @@ def configure(setting: bool | None, service: str, record_content: bool) -> bool:
     """Turns tracing on for this process when wanted; True when it is on. A tracer provider set
     before (by the process's own OpenTelemetry set-up, or a test) is kept as it is."""
     if not wanted(setting):
+        if _state["on"]:
+            _instrument_agents(None)
         _state["on"] = False
         return False
     from opentelemetry.sdk.trace import TracerProvider
@@ -78,7 +80,25 @@ def configure(setting: bool | None, service: str, record_content: bool) -> bool:
         trace.set_tracer_provider(provider)
     _state["on"] = True
     _state["content"] = record_content
+    _instrument_agents(record_content)
     return True
+
+
+def _instrument_agents(record_content: bool | None) -> None:
+    """PydanticAI's own spans (agent runs, model requests, tool calls, GenAI semantic
+    conventions) for every agent, with prompts and answers only when content may be recorded;
+    None turns them off again."""
+    try:
+        from pydantic_ai import Agent
+        from pydantic_ai.models.instrumented import InstrumentationSettings
+    except ImportError:  # pragma: no cover - no agents runtime in this install
+        return
+    if record_content is None:
+        Agent.instrument_all(False)
+        return
+    Agent.instrument_all(
+        InstrumentationSettings(include_content=record_content, include_binary_content=False)
+    )
 
 
 def _exporter() -> Any:

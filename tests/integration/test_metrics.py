@@ -154,3 +154,35 @@ def test_usage_hooks_for_the_agents_and_tools_runtimes() -> None:
     assert value("crewql_model_tokens_total", model="m-test", direction="input") == tokens + 12
     assert value("crewql_model_cost_usd_total", model="m-test") >= 0.5
     assert value("crewql_tool_calls_total", tool="search", outcome="ok") >= 1
+
+
+async def test_tool_calls_are_counted_by_tool_and_outcome() -> None:
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+    from pydantic_ai.toolsets import FunctionToolset
+
+    from backend.runner.tools.guard import GuardedToolset
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    def explode() -> str:
+        raise RuntimeError("on purpose")
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if len(messages) == 1:
+            return ModelResponse(
+                parts=[ToolCallPart("add", {"a": 1, "b": 2}), ToolCallPart("explode", {})]
+            )
+        return ModelResponse(parts=[TextPart("done")])
+
+    def value(tool: str, outcome: str) -> float:
+        labels = {"tool": tool, "outcome": outcome}
+        return metrics.REGISTRY.get_sample_value("crewql_tool_calls_total", labels) or 0.0
+
+    before = value("add", "ok"), value("explode", "error")
+    guarded = GuardedToolset(FunctionToolset([add, explode]), timeout=5)
+    result = await Agent(FunctionModel(model), toolsets=[guarded]).run("go")
+    assert result.output == "done"
+    assert (value("add", "ok"), value("explode", "error")) == (before[0] + 1, before[1] + 1)

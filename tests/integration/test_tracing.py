@@ -171,3 +171,28 @@ async def test_content_is_recorded_only_when_allowed(
         )
     operation = [s for s in spans(exporter) if s.name == "GraphQL Query: Launch"]
     assert "createExecution(input" in str((operation[0].attributes or {}).get("query"))
+
+
+async def test_agent_spans_nest_under_the_task_span(exporter: InMemorySpanExporter) -> None:
+    """An agents runtime's model requests (PydanticAI, instrumented by `configure`) land in the
+    execution's trace, under the span of the task that made them."""
+    from pydantic_ai import Agent
+    from pydantic_ai.models.test import TestModel
+
+    exporter.clear()
+    assert tracing.configure(True, "api", False)
+    try:
+        with tracing.execution_run("e-1", "run", "crew", None) as run:
+            run.task_started(0, "Draft", "Writer")
+            await Agent(TestModel(custom_output_text="ok")).run("write")
+            run.task_finished(0, "COMPLETED")
+            run.finished("COMPLETED")
+    finally:
+        tracing.configure(False, "api", False)
+    found = spans(exporter)
+    (task,) = [s for s in found if s.name == "crewql.task Draft"]
+    agent_spans = [
+        s for s in found if s.parent is not None and s.parent.span_id == task.context.span_id
+    ]
+    assert agent_spans, [s.name for s in found]
+    assert "write" not in attributes_text(found)  # the prompt stays out without content

@@ -23,6 +23,8 @@ from pydantic_ai.exceptions import (
 from pydantic_ai.toolsets import ToolsetTool, WrapperToolset
 from pydantic_core import to_json
 
+from backend.observability import metrics
+
 # Raised by tools on purpose to steer the run (PydanticAI's control flow): passed through.
 CONTROL_FLOW = (ModelRetry, ToolFailed, CallDeferred, ApprovalRequired)
 TRUNCATION_NOTE = "\n[output truncated at {limit} characters]"
@@ -89,9 +91,13 @@ class GuardedToolset(WrapperToolset[Any]):
             async with asyncio.timeout(self.timeout):
                 result = await self.wrapped.call_tool(name, tool_args, ctx, tool)
         except CONTROL_FLOW:
+            metrics.record_tool_call(name, "control")
             raise
         except TimeoutError:
+            metrics.record_tool_call(name, "timeout")
             raise ToolFailed(f"tool {name} timed out after {self.timeout:g} s") from None
         except Exception as error:
+            metrics.record_tool_call(name, "error")
             raise ToolFailed(f"tool {name} failed: {failure_reason(error)}") from None
+        metrics.record_tool_call(name, "ok")
         return cap_output(result, self.max_chars)
