@@ -8,6 +8,7 @@ then cost one listing per server and interval, not one per call.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 
@@ -80,13 +81,14 @@ class ToolService:
 
     async def catalog(self, workspace_id: uuid.UUID) -> list[ToolInfo]:
         """Built-in tools, then every reachable MCP server's tools (servers that cannot be
-        listed right now are left out; `mcpServers { tools }` says why)."""
-        found = list(BUILTIN_CATALOG)
-        for name in sorted(self.servers.stdio_servers):
-            found.extend(await self._listed_or_empty(workspace_id, name))
-        for server in await self.servers.of_workspace(workspace_id):
-            found.extend(await self._listed_or_empty(workspace_id, server.name, server))
-        return found
+        listed right now are left out; `mcpServers { tools }` says why). Servers are asked at
+        once, so one that does not answer costs the connect timeout once, not per server."""
+        registered = await self.servers.of_workspace(workspace_id)
+        listings = await asyncio.gather(
+            *(self._listed_or_empty(workspace_id, n) for n in sorted(self.servers.stdio_servers)),
+            *(self._listed_or_empty(workspace_id, s.name, s) for s in registered),
+        )
+        return [*BUILTIN_CATALOG, *(tool for listing in listings for tool in listing)]
 
     async def tools_of(self, workspace_id: uuid.UUID, server: str) -> list[ToolInfo]:
         """One server's tools, live (cached briefly); McpServerUnavailable when it is down,
