@@ -27,6 +27,7 @@ from backend.services.bundle import Services
 from backend.services.secret_service import SecretMissing, SecretService, SecretsKeyRequired
 from tests.support.auth import bearer, make_key
 from tests.support.databases import make_settings
+from tests.support.log_files import read_logs
 
 KEY = generate_key()
 VALUE = "sk-live-0123456789-do-not-leak"
@@ -72,12 +73,6 @@ async def gql(http: httpx.AsyncClient, query: str, **variables: Any) -> dict[str
     response = await http.post("/graphql", json={"query": query, "variables": variables})
     body: dict[str, Any] = response.json()
     return body
-
-
-def read_logs(directory: Path) -> str:
-    files = list(directory.glob("*.log"))
-    assert files, "the app wrote no log file"
-    return "\n".join(f.read_text() for f in files)
 
 
 async def stored(app: Starlette) -> list[Any]:
