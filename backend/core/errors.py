@@ -35,6 +35,12 @@ class ValidationFailed(DomainError):
         return cls([FieldProblem(field_name, message)], message)
 
 
+class Unavailable(DomainError):
+    """The database could not be reached for longer than a caller should wait."""
+
+    code = "UNAVAILABLE"
+
+
 class NotFound(DomainError):
     code = "NOT_FOUND"
 

@@ -14,19 +14,19 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from loguru import logger
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from backend.repositories.connection_errors import is_connection_error
 from backend.services.execution_lifecycle import ExecutionGone
 
 T = TypeVar("T")
 
-CONNECTION_ERRORS = (OperationalError, InterfaceError, ConnectionError, OSError, TimeoutError)
+__all__ = ["LeaseClock", "is_connection_error", "level_of", "persist"]
 
 
-def is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, CONNECTION_ERRORS)
+def level_of(exc: BaseException) -> str:
+    """How loud a failed background step is: a lost connection, which the loop rides out, is a
+    WARNING (an operator sees the blip); anything else is an ERROR (a bug, or a wrong setup)."""
+    return "WARNING" if is_connection_error(exc) else "ERROR"
 
 
 class LeaseClock:

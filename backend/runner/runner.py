@@ -26,7 +26,7 @@ from backend.observability import metrics, tracing
 from backend.observability.tracing import ExecutionTrace
 from backend.runner.engine import AwaitingInput, Cancelled, SequentialEngine, TaskFailed
 from backend.runner.reporter import CancelState, ExecutionReporter
-from backend.runner.resilience import LeaseClock, persist
+from backend.runner.resilience import LeaseClock, level_of, persist
 from backend.schemas import EventType
 from backend.services.execution_input import HumanInput
 from backend.services.execution_lifecycle import ExecutionGone, ExecutionLifecycle, RunHandle
@@ -163,7 +163,7 @@ class Runner:
         try:
             await self.reap()
         except Exception as exc:
-            logger.error("runner could not check for crashed executions yet: {}", exc)
+            logger.log(level_of(exc), "runner could not check for crashed executions yet: {}", exc)
         metrics.runner_slots(capacity=self.settings.runner_concurrency)
         self._background = [
             asyncio.create_task(self._claim_loop(), name="runner-claim"),
@@ -221,8 +221,11 @@ class Runner:
                     claimed = await self.service.claim(self.worker_id, free)
                     backoff = 0.5
                 except Exception as exc:
-                    logger.error(
-                        "claiming queued executions failed ({}); retrying in {}s", exc, backoff
+                    logger.log(
+                        level_of(exc),
+                        "claiming queued executions failed ({}); retrying in {}s",
+                        exc,
+                        backoff,
                     )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 30)
@@ -268,7 +271,7 @@ class Runner:
                             elif item.execution_id in self._running:
                                 self.cancel(item.execution_id, item.force)
             except Exception as exc:
-                logger.error("runner control feed failed ({}); resubscribing", exc)
+                logger.log(level_of(exc), "runner control feed failed ({}); resubscribing", exc)
                 await asyncio.sleep(1)
 
     async def _recheck_cancellations(self) -> None:
@@ -295,7 +298,7 @@ class Runner:
             try:
                 await self.reap()
             except Exception as exc:
-                logger.error("looking for crashed executions failed: {}", exc)
+                logger.log(level_of(exc), "looking for crashed executions failed: {}", exc)
 
     async def _heartbeat_loop(self) -> None:
         while True:  # until stop() cancels it, after the last execution ended
@@ -306,7 +309,7 @@ class Runner:
                 await self.service.heartbeat(self.worker_id, list(self._running))
                 self.clock.renewed()
             except Exception as exc:
-                logger.error("recording heartbeats failed: {}", exc)
+                logger.log(level_of(exc), "recording heartbeats failed: {}", exc)
 
     # ------------------------------------------------------------ one execution
 

@@ -3,20 +3,57 @@
 Subscriptions call these. History comes from the table (through `ExecutionService`'s reads),
 live events from the bus, de-duplicated by `seq`; a gap or a lost bus connection is filled from
 the table. No session is held while a caller consumes an event.
+
+A read that fails because the database connection went away (a restart, a failover,
+`pg_terminate_backend`) is retried on a new connection: each read starts after the last event
+the caller got, so a retry can neither skip nor repeat one, and the stream carries on. Only after
+READ_RETRY_SECONDS without the database does the stream end, with UNAVAILABLE.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import datetime
+from functools import partial
+from typing import TypeVar
 
+from loguru import logger
+
+from backend.core.errors import Unavailable
 from backend.events.bus import STATUS_EVENTS, BusEvent, EventBus
+from backend.repositories.connection_errors import is_connection_error
 from backend.repositories.unit_of_work import UnitOfWorkFactory
 from backend.schemas import TERMINAL, ExecutionEventResponse, ExecutionStatus
 from backend.services.execution_record import TERMINAL_EVENTS, event_of
 from backend.services.execution_service import ExecutionService
+
+T = TypeVar("T")
+READ_RETRY_SECONDS = 30.0
+MAX_RETRY_DELAY = 1.0
+WHAT, UPDATES = "executionEvents", "executionUpdates"
+
+
+async def reading(read: Callable[[], Awaitable[T]], what: str) -> T:
+    """`read()`, retried with backoff through lost connections for up to READ_RETRY_SECONDS."""
+    delay, deadline = 0.05, time.monotonic() + READ_RETRY_SECONDS
+    while True:
+        try:
+            return await read()
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise Unavailable(
+                    f"The database has been unreachable for {READ_RETRY_SECONDS:g} s; "
+                    "subscribe again with `after` to resume."
+                ) from exc
+            logger.warning("{}: database connection lost ({!r}); retrying", what, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_DELAY)
 
 
 class ExecutionWatch:
@@ -38,14 +75,16 @@ class ExecutionWatch:
         subscriber lagged, or the bus lost its connection) is filled from the table. No session
         is held while the caller consumes an event.
         """
-        await self._executions.get_execution(
-            workspace_id, execution_id
-        )  # NotFound before anything else
+        # NotFound before anything else
+        await reading(lambda: self._executions.get_execution(workspace_id, execution_id), WHAT)
         last = max(after, 0)
         async with self.bus.subscribe(execution_id) as subscription:
             while True:  # history, page by page
-                page = await self._executions.events(
-                    workspace_id, execution_id, after=last, limit=500
+                page = await reading(
+                    partial(
+                        self._executions.events, workspace_id, execution_id, after=last, limit=500
+                    ),
+                    WHAT,
                 )
                 for event in page:
                     yield event
@@ -56,7 +95,9 @@ class ExecutionWatch:
                     break
             # Nothing stored after `after` may come any more: the caller already has the end.
             # (The subscription is open, so anything newer than this read arrives on the bus.)
-            current = await self._executions.get_execution(workspace_id, execution_id)
+            current = await reading(
+                lambda: self._executions.get_execution(workspace_id, execution_id), WHAT
+            )
             if current.status in TERMINAL and last >= current.last_seq:
                 return
             while True:  # live
@@ -92,8 +133,16 @@ class ExecutionWatch:
         self, workspace_id: uuid.UUID, execution_id: uuid.UUID, after: int, until: int | None
     ) -> AsyncGenerator[ExecutionEventResponse, None]:
         while True:
-            page = await self._executions.events(
-                workspace_id, execution_id, after=after, limit=500, until=until
+            page = await reading(
+                partial(
+                    self._executions.events,
+                    workspace_id,
+                    execution_id,
+                    after=after,
+                    limit=500,
+                    until=until,
+                ),
+                WHAT,
             )
             for event in page:
                 yield event
@@ -127,7 +176,9 @@ class ExecutionWatch:
         async with self.bus.subscribe_updates(accepts) as feed:
             backlog: list[BusEvent] | None = None
             if after is not None:
-                backlog = await self._status_changes_since(workspace_id, after)
+                backlog = await reading(
+                    lambda: self._status_changes_since(workspace_id, after), UPDATES
+                )
             while True:
                 if backlog is not None:
                     batch, missed_since = [item for item in backlog if accepts(item)], None
@@ -136,7 +187,10 @@ class ExecutionWatch:
                     batch = await feed.next_batch()
                     missed_since = feed.take_missed()
                 if missed_since is not None:  # the bus lost its connection: re-read the table
-                    batch = [*await self._status_changes_since(workspace_id, missed_since), *batch]
+                    missed = await reading(
+                        partial(self._status_changes_since, workspace_id, missed_since), UPDATES
+                    )
+                    batch = [*missed, *batch]
                     batch = [item for item in batch if accepts(item)]
                 for item in batch:
                     if item.seq <= delivered.get(item.execution_id, 0):
@@ -152,8 +206,11 @@ class ExecutionWatch:
     async def _event_at(
         self, workspace_id: uuid.UUID, item: BusEvent
     ) -> ExecutionEventResponse | None:
-        found = await self._executions.events(
-            workspace_id, item.execution_id, after=item.seq - 1, limit=1
+        found = await reading(
+            lambda: self._executions.events(
+                workspace_id, item.execution_id, after=item.seq - 1, limit=1
+            ),
+            UPDATES,
         )
         return found[0] if found else None
 

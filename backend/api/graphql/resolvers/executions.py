@@ -26,7 +26,7 @@ from backend.api.graphql.types.execution import (
     execution_type,
 )
 from backend.api.graphql.types.pagination import Connection
-from backend.core.errors import DomainError, NotFound
+from backend.core.errors import DomainError, NotFound, Unavailable
 from backend.observability import metrics
 from backend.schemas import ExecutionCreate, ExecutionStatus
 
@@ -241,6 +241,8 @@ class ExecutionSubscription:
                     yield event_type(event)
         except NotFound as missing:
             raise ClientError(missing.message, "NOT_FOUND") from None
+        except Unavailable as gone:
+            raise ClientError(gone.message, gone.code) from None
         finally:
             await stream.aclose()
 
@@ -267,5 +269,7 @@ class ExecutionSubscription:
                 async for event in stream:
                     clock.delivered(event.created_at)
                     yield event_type(event)
+        except Unavailable as gone:
+            raise ClientError(gone.message, gone.code) from None
         finally:
             await stream.aclose()
