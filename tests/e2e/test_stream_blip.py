@@ -17,9 +17,9 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import LoopLiveServer, fresh_live_server
 from tests.support.factories import create_agent, create_crew, create_task
 from tests.support.graphql import GraphQLClient
+from tests.support.live_server import LoopLiveServer, fresh_live_server
 from tests.support.server_log import error_lines
 from tests.support.ws_client import PROTOCOLS, GraphQLWebSocket, OperationResult
 
