@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError
 
-from backend.core.errors import Conflict, FieldProblem
+from backend.core.errors import FieldProblem, NotFound
 from backend.repositories.crew import GraphLayout
 from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas import (
@@ -296,13 +296,15 @@ class CrewService:
         return await self._crews.delete(workspace_id, crew_id)
 
     async def crew_config(self, workspace_id: uuid.UUID, crew_id: uuid.UUID) -> CrewConfig:
-        """The crew as the self-contained config an execution runs (and an export writes)."""
-        crew = await self.get_crew(workspace_id, crew_id)
-        tasks = await self.tasks_by_ids(workspace_id, crew.task_ids)
-        agents = await self.agents_by_ids(workspace_id, list({t.agent_id for t in tasks.values()}))
-        if len(tasks) != len(crew.task_ids):
-            raise Conflict("The crew changed while it was being read; try again.")
-        return snapshot_of(crew, tasks, agents)
+        """The crew as the self-contained config an execution runs (and an export writes).
+
+        Read by the crew read path: one unit of work and one statement, so the crew, its
+        tasks and their agents are one consistent snapshot (a crew changed meanwhile is read
+        either before or after the change, never half of each)."""
+        graph = await self.crew_graph(workspace_id, crew_ids=[crew_id])
+        if not graph.crews:
+            raise NotFound("Crew", crew_id)
+        return snapshot_of(graph.crews[0], graph.tasks, graph.agents)
 
     async def crew_graph(
         self,

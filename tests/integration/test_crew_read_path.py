@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from backend.models import DEFAULT_WORKSPACE_ID as WS
 from backend.models import Agent, Crew, CrewTask, Task, TaskContext
 from backend.repositories import driver_fetch
+from backend.repositories.crew import GraphColumns
 from backend.schemas import (
     AgentCreate,
     AgentResponse,
@@ -188,3 +189,12 @@ async def test_the_fast_path_and_sqlalchemy_path_agree(
         event.remove(engine, "before_cursor_execute", watch)
     assert len(fast_reads) == taken, "the watched read took the fast path"
     assert fast == plain
+
+
+def test_the_read_path_reads_every_stored_field_of_the_response_schemas() -> None:
+    """A field added to a response schema (and so to a launch's snapshot) but not to the read
+    path's columns would be missing from every crew read and every snapshot."""
+    lists = {"task_ids", "context_task_ids"}  # the ordered lists, read from their own tables
+    assert set(GraphColumns.crew) == set(CrewResponse.model_fields) - lists
+    assert set(GraphColumns.task) == set(TaskResponse.model_fields) - lists
+    assert set(GraphColumns.agent) == set(AgentResponse.model_fields)
