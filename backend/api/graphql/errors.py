@@ -49,6 +49,16 @@ class ClientError(GraphQLError):
         super().__init__(message, extensions={"code": code, **extensions})
 
 
+# The GraphQL type each domain error is answered with (as a member of a mutation's union).
+ERROR_TYPES: dict[type[DomainError], type] = {
+    ValidationFailed: ValidationError,
+    NotFound: NotFoundError,
+    Conflict: ConflictError,
+    InvalidTransition: InvalidTransitionError,
+    InUse: InUseError,
+}
+
+
 def error_result(error: DomainError) -> Any:
     """The schema's typed result for a domain error raised by a service."""
     if isinstance(error, ValidationFailed):

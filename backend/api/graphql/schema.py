@@ -18,6 +18,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.utils.aio import aclosing
 
 from backend.api.graphql.authorization import audit_mutations
+from backend.api.graphql.domain_result import check_domain_results
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR, request_error_code
 from backend.api.graphql.extensions import build_extensions, is_expected
 from backend.api.graphql.resolvers.agents import AgentMutation, AgentQuery
@@ -67,6 +68,8 @@ Mutation = merge_types(
 )
 # Every mutation logs one audit line (authorization.py); added here so none can be forgotten.
 audit_mutations(Mutation)
+# Every typed domain-error answer has its member in the field's union (domain_result.py).
+check_domain_results(Mutation)
 Subscription = merge_types("Subscription", (ExecutionSubscription,))
 
 

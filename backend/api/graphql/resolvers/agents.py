@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 
 from backend.api.graphql.context import Info
-from backend.api.graphql.errors import error_result
+from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import to_schema
 from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
 from backend.api.graphql.prefetch import Graph
@@ -21,7 +21,7 @@ from backend.api.graphql.types.errors import (
 )
 from backend.api.graphql.types.inputs import AgentCreateInput, AgentUpdateInput, NameTimeFilter
 from backend.api.graphql.types.pagination import Connection
-from backend.core.errors import DomainError, NotFound
+from backend.core.errors import Conflict, InUse, NotFound, ValidationFailed
 from backend.schemas import AgentCreate, AgentUpdate
 
 CreateAgentResult = Annotated[
@@ -71,40 +71,34 @@ class AgentQuery:
 @strawberry.type
 class AgentMutation:
     @strawberry.mutation(description="Define an agent: who it is and which model it uses.")
+    @domain_result(ValidationFailed, Conflict)
     async def create_agent(self, info: Info, input: AgentCreateInput) -> CreateAgentResult:
         ctx = info.context
-        try:
-            agent = await ctx.services.crews.create_agent(
-                ctx.workspace_id, to_schema(AgentCreate, input)
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        agent = await ctx.services.crews.create_agent(
+            ctx.workspace_id, to_schema(AgentCreate, input)
+        )
         return Graph(info).agents([agent])[0]
 
     @strawberry.mutation(description="Change an agent; fields you omit stay as they are.")
+    @domain_result(ValidationFailed, NotFound, Conflict)
     async def update_agent(
         self, info: Info, id: strawberry.ID, input: AgentUpdateInput
     ) -> UpdateAgentResult:
         ctx = info.context
-        try:
-            agent_id = parse_id(id)
-            if agent_id is None:
-                raise NotFound("Agent", id)
-            agent = await ctx.services.crews.update_agent(
-                ctx.workspace_id, agent_id, to_schema(AgentUpdate, input)
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        agent_id = parse_id(id)
+        if agent_id is None:
+            raise NotFound("Agent", id)
+        agent = await ctx.services.crews.update_agent(
+            ctx.workspace_id, agent_id, to_schema(AgentUpdate, input)
+        )
         return Graph(info).agents([agent])[0]
 
     @strawberry.mutation(description="Delete an agent that no task uses.")
+    @domain_result(NotFound, Conflict, InUse)
     async def delete_agent(self, info: Info, id: strawberry.ID) -> DeleteAgentResult:
         ctx = info.context
-        try:
-            agent_id = parse_id(id)
-            if agent_id is None:
-                raise NotFound("Agent", id)
-            deleted = await ctx.services.crews.delete_agent(ctx.workspace_id, agent_id)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        agent_id = parse_id(id)
+        if agent_id is None:
+            raise NotFound("Agent", id)
+        deleted = await ctx.services.crews.delete_agent(ctx.workspace_id, agent_id)
         return Deleted(id=strawberry.ID(str(deleted)))

@@ -12,7 +12,7 @@ from typing import Annotated
 import strawberry
 
 from backend.api.graphql.context import Info
-from backend.api.graphql.errors import error_result
+from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import to_schema
 from backend.api.graphql.pagination import parse_id
 from backend.api.graphql.types.api_key import (
@@ -22,7 +22,7 @@ from backend.api.graphql.types.api_key import (
     api_key_type,
 )
 from backend.api.graphql.types.errors import NotFoundError, ValidationError
-from backend.core.errors import DomainError, NotFound
+from backend.core.errors import NotFound, ValidationFailed
 from backend.schemas import ApiKeyCreate
 
 CreateApiKeyResult = Annotated[
@@ -46,27 +46,23 @@ class ApiKeyMutation:
     @strawberry.mutation(
         description="Create a key (admin). The answer's `key` is the only copy: store it now."
     )
+    @domain_result(ValidationFailed, NotFound)
     async def create_api_key(self, info: Info, input: ApiKeyCreateInput) -> CreateApiKeyResult:
         ctx = info.context
-        try:
-            created = await ctx.services.auth.create_key(
-                ctx.workspace_id, to_schema(ApiKeyCreate, input)
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        created = await ctx.services.auth.create_key(
+            ctx.workspace_id, to_schema(ApiKeyCreate, input)
+        )
         return ApiKeyCreated(api_key=api_key_type(created.api_key), key=created.token)
 
     @strawberry.mutation(
         description="Revoke a key (admin): refused from the next request on, and its open "
         "subscriptions end within seconds."
     )
+    @domain_result(NotFound)
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyResult:
         ctx = info.context
-        try:
-            key_id = parse_id(id)
-            if key_id is None:
-                raise NotFound("ApiKey", id)
-            revoked = await ctx.services.auth.revoke_key(ctx.workspace_id, key_id)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        key_id = parse_id(id)
+        if key_id is None:
+            raise NotFound("ApiKey", id)
+        revoked = await ctx.services.auth.revoke_key(ctx.workspace_id, key_id)
         return api_key_type(revoked)

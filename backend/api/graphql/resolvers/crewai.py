@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from backend.api.graphql.context import Info
-from backend.api.graphql.errors import error_result
+from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import input_type, to_schema
 from backend.api.graphql.pagination import parse_id
 from backend.api.graphql.resolvers.crews import shaped_crew
 from backend.api.graphql.types.crewai import CrewaiImport, CrewaiProject, CrewaiWarning
 from backend.api.graphql.types.errors import ConflictError, ValidationError
-from backend.core.errors import DomainError, NotFound
+from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.schemas.crewai import CrewaiImport as CrewaiImportSchema
 
 if TYPE_CHECKING:
@@ -59,16 +59,14 @@ class CrewaiMutation:
         description="Import a CrewAI project (config/agents.yaml and config/tasks.yaml) as "
         "agents, tasks and a crew, all or nothing."
     )
+    @domain_result(ValidationFailed, Conflict)
     async def import_crewai_project(
         self, info: Info, input: CrewaiImportInput
     ) -> ImportCrewaiProjectResult:
         ctx = info.context
-        try:
-            result = await ctx.services.crewai.import_project(
-                ctx.workspace_id, to_schema(CrewaiImportSchema, input)
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        result = await ctx.services.crewai.import_project(
+            ctx.workspace_id, to_schema(CrewaiImportSchema, input)
+        )
         return CrewaiImport(
             crew=await shaped_crew(info, result.crew),
             warnings=[CrewaiWarning.of(w) for w in result.warnings],

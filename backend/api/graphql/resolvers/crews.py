@@ -7,7 +7,7 @@ from typing import Annotated
 import strawberry
 
 from backend.api.graphql.context import Info
-from backend.api.graphql.errors import error_result
+from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import to_schema
 from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
 from backend.api.graphql.prefetch import Graph
@@ -15,7 +15,7 @@ from backend.api.graphql.types.crew import Crew
 from backend.api.graphql.types.errors import ConflictError, Deleted, NotFoundError, ValidationError
 from backend.api.graphql.types.inputs import CrewCreateInput, CrewUpdateInput, NameTimeFilter
 from backend.api.graphql.types.pagination import Connection
-from backend.core.errors import DomainError, NotFound
+from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.schemas import CrewCreate, CrewResponse, CrewUpdate
 
 CreateCrewResult = Annotated[
@@ -78,40 +78,32 @@ class CrewQuery:
 @strawberry.type
 class CrewMutation:
     @strawberry.mutation(description="Define a crew: its tasks, in the order they run.")
+    @domain_result(ValidationFailed, Conflict)
     async def create_crew(self, info: Info, input: CrewCreateInput) -> CreateCrewResult:
         ctx = info.context
-        try:
-            crew = await ctx.services.crews.create_crew(
-                ctx.workspace_id, to_schema(CrewCreate, input)
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        crew = await ctx.services.crews.create_crew(ctx.workspace_id, to_schema(CrewCreate, input))
         return await shaped_crew(info, crew)
 
     @strawberry.mutation(description="Change a crew; fields you omit stay as they are.")
+    @domain_result(ValidationFailed, NotFound, Conflict)
     async def update_crew(
         self, info: Info, id: strawberry.ID, input: CrewUpdateInput
     ) -> UpdateCrewResult:
         ctx = info.context
-        try:
-            crew_id = parse_id(id)
-            if crew_id is None:
-                raise NotFound("Crew", id)
-            crew = await ctx.services.crews.update_crew(
-                ctx.workspace_id, crew_id, to_schema(CrewUpdate, input)
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        crew_id = parse_id(id)
+        if crew_id is None:
+            raise NotFound("Crew", id)
+        crew = await ctx.services.crews.update_crew(
+            ctx.workspace_id, crew_id, to_schema(CrewUpdate, input)
+        )
         return await shaped_crew(info, crew)
 
     @strawberry.mutation(description="Delete a crew (its tasks and agents stay).")
+    @domain_result(NotFound, Conflict)
     async def delete_crew(self, info: Info, id: strawberry.ID) -> DeleteCrewResult:
         ctx = info.context
-        try:
-            crew_id = parse_id(id)
-            if crew_id is None:
-                raise NotFound("Crew", id)
-            deleted = await ctx.services.crews.delete_crew(ctx.workspace_id, crew_id)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        crew_id = parse_id(id)
+        if crew_id is None:
+            raise NotFound("Crew", id)
+        deleted = await ctx.services.crews.delete_crew(ctx.workspace_id, crew_id)
         return Deleted(id=strawberry.ID(str(deleted)))

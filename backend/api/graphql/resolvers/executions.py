@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from backend.api.graphql.context import Info
-from backend.api.graphql.errors import ClientError, error_result
+from backend.api.graphql.domain_result import domain_result
+from backend.api.graphql.errors import ClientError
 from backend.api.graphql.mirror import input_type, to_schema
 from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
 from backend.api.graphql.types.errors import (
@@ -26,7 +27,7 @@ from backend.api.graphql.types.execution import (
     execution_type,
 )
 from backend.api.graphql.types.pagination import Connection
-from backend.core.errors import DomainError, NotFound, Unavailable
+from backend.core.errors import Conflict, InvalidTransition, NotFound, Unavailable, ValidationFailed
 from backend.observability import metrics
 from backend.schemas import ExecutionCreate, ExecutionStatus
 
@@ -157,43 +158,37 @@ class ExecutionCountQuery:
 @strawberry.type
 class ExecutionMutation:
     @strawberry.mutation(description="Launch a crew; watch it with executionEvents.")
+    @domain_result(ValidationFailed, NotFound, Conflict)
     async def create_execution(
         self, info: Info, input: ExecutionCreateInput
     ) -> CreateExecutionResult:
         ctx = info.context
-        try:
-            execution = await ctx.services.executions.create_execution(
-                ctx.workspace_id, to_schema(ExecutionCreate, input), api_key_id=ctx.api_key_id
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        execution = await ctx.services.executions.create_execution(
+            ctx.workspace_id, to_schema(ExecutionCreate, input), api_key_id=ctx.api_key_id
+        )
         return execution_type(execution)
 
     @strawberry.mutation(
         description="Cancel: a queued execution at once, a running one at its next step "
         "(or at once with force)."
     )
+    @domain_result(NotFound, Conflict, InvalidTransition)
     async def cancel_execution(
         self, info: Info, id: strawberry.ID, force: bool = False
     ) -> CancelExecutionResult:
         ctx = info.context
-        try:
-            execution = await ctx.services.executions.cancel_execution(
-                ctx.workspace_id, _known_execution_id(id), force=force
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        execution = await ctx.services.executions.cancel_execution(
+            ctx.workspace_id, _known_execution_id(id), force=force
+        )
         return execution_type(execution)
 
     @strawberry.mutation(description="Run a finished execution's config again, as a new one.")
+    @domain_result(NotFound, Conflict, InvalidTransition)
     async def retry_execution(self, info: Info, id: strawberry.ID) -> RetryExecutionResult:
         ctx = info.context
-        try:
-            execution = await ctx.services.executions.retry_execution(
-                ctx.workspace_id, _known_execution_id(id), api_key_id=ctx.api_key_id
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        execution = await ctx.services.executions.retry_execution(
+            ctx.workspace_id, _known_execution_id(id), api_key_id=ctx.api_key_id
+        )
         return execution_type(execution)
 
     @strawberry.mutation(
@@ -201,21 +196,19 @@ class ExecutionMutation:
         "the task's answer and goes on; approve false with feedback runs the task again with "
         "the feedback; approve false without feedback fails it (code REJECTED)."
     )
+    @domain_result(ValidationFailed, NotFound, Conflict, InvalidTransition)
     async def respond_to_execution(
         self, info: Info, id: strawberry.ID, approve: bool, feedback: str | None = None
     ) -> RespondToExecutionResult:
         ctx = info.context
         by = ctx.principal.key_prefix if ctx.principal is not None else "unknown"
-        try:
-            execution = await ctx.services.inputs.respond(
-                ctx.workspace_id,
-                _known_execution_id(id),
-                approve=approve,
-                feedback=feedback,
-                by=by,
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        execution = await ctx.services.inputs.respond(
+            ctx.workspace_id,
+            _known_execution_id(id),
+            approve=approve,
+            feedback=feedback,
+            by=by,
+        )
         return execution_type(execution)
 
 

@@ -8,11 +8,11 @@ from typing import Annotated
 import strawberry
 
 from backend.api.graphql.context import Info
-from backend.api.graphql.errors import error_result
+from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import to_schema
 from backend.api.graphql.types.errors import InUseError, NotFoundError, ValidationError
 from backend.api.graphql.types.tool import Secret, SecretDeleted, secret_type
-from backend.core.errors import DomainError
+from backend.core.errors import InUse, NotFound, ValidationFailed
 from backend.schemas.secret import SecretSet
 
 SetSecretResult = Annotated[Secret | ValidationError, strawberry.union("SetSecretResult")]
@@ -38,25 +38,21 @@ class SecretMutation:
         description="Store a secret (admin), replacing a value of the same name. The value is "
         "encrypted at rest and never returned, logged or written to an event."
     )
+    @domain_result(ValidationFailed)
     async def set_secret(self, info: Info, name: str, value: str) -> SetSecretResult:
         ctx = info.context
-        try:
-            data = to_schema(SecretSet, {"name": name, "value": value})
-            principal = ctx.principal
-            set_by = principal.key_prefix if principal is not None else "-"
-            stored = await ctx.services.secrets.set(ctx.workspace_id, data, set_by)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        data = to_schema(SecretSet, {"name": name, "value": value})
+        principal = ctx.principal
+        set_by = principal.key_prefix if principal is not None else "-"
+        stored = await ctx.services.secrets.set(ctx.workspace_id, data, set_by)
         return secret_type(stored)
 
     @strawberry.mutation(
         description="Delete a secret (admin). Refused while an MCP server's header or an "
         "agent's apiKeySecret names it."
     )
+    @domain_result(NotFound, InUse)
     async def delete_secret(self, info: Info, name: str) -> DeleteSecretResult:
         ctx = info.context
-        try:
-            await ctx.services.secrets.delete(ctx.workspace_id, name)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        await ctx.services.secrets.delete(ctx.workspace_id, name)
         return SecretDeleted(name=name)

@@ -7,7 +7,8 @@ from typing import Annotated
 import strawberry
 
 from backend.api.graphql.context import Info
-from backend.api.graphql.errors import ClientError, error_result
+from backend.api.graphql.domain_result import domain_result
+from backend.api.graphql.errors import ClientError
 from backend.api.graphql.mirror import to_schema
 from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
 from backend.api.graphql.prefetch import Graph
@@ -21,7 +22,7 @@ from backend.api.graphql.types.errors import (
 from backend.api.graphql.types.inputs import TaskCreateInput, TaskFilter, TaskUpdateInput
 from backend.api.graphql.types.pagination import Connection
 from backend.api.graphql.types.task import Task
-from backend.core.errors import DomainError, NotFound
+from backend.core.errors import Conflict, InUse, NotFound, ValidationFailed
 from backend.schemas import TaskCreate, TaskUpdate
 
 CreateTaskResult = Annotated[
@@ -77,40 +78,32 @@ class TaskQuery:
 @strawberry.type
 class TaskMutation:
     @strawberry.mutation(description="Define a task for an agent, reading earlier tasks' output.")
+    @domain_result(ValidationFailed, Conflict)
     async def create_task(self, info: Info, input: TaskCreateInput) -> CreateTaskResult:
         ctx = info.context
-        try:
-            task = await ctx.services.crews.create_task(
-                ctx.workspace_id, to_schema(TaskCreate, input)
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        task = await ctx.services.crews.create_task(ctx.workspace_id, to_schema(TaskCreate, input))
         return (await Graph(info).tasks([task]))[0]
 
     @strawberry.mutation(description="Change a task; fields you omit stay as they are.")
+    @domain_result(ValidationFailed, NotFound, Conflict)
     async def update_task(
         self, info: Info, id: strawberry.ID, input: TaskUpdateInput
     ) -> UpdateTaskResult:
         ctx = info.context
-        try:
-            task_id = parse_id(id)
-            if task_id is None:
-                raise NotFound("Task", id)
-            task = await ctx.services.crews.update_task(
-                ctx.workspace_id, task_id, to_schema(TaskUpdate, input)
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        task_id = parse_id(id)
+        if task_id is None:
+            raise NotFound("Task", id)
+        task = await ctx.services.crews.update_task(
+            ctx.workspace_id, task_id, to_schema(TaskUpdate, input)
+        )
         return (await Graph(info).tasks([task]))[0]
 
     @strawberry.mutation(description="Delete a task that no crew and no other task uses.")
+    @domain_result(NotFound, Conflict, InUse)
     async def delete_task(self, info: Info, id: strawberry.ID) -> DeleteTaskResult:
         ctx = info.context
-        try:
-            task_id = parse_id(id)
-            if task_id is None:
-                raise NotFound("Task", id)
-            deleted = await ctx.services.crews.delete_task(ctx.workspace_id, task_id)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        task_id = parse_id(id)
+        if task_id is None:
+            raise NotFound("Task", id)
+        deleted = await ctx.services.crews.delete_task(ctx.workspace_id, task_id)
         return Deleted(id=strawberry.ID(str(deleted)))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from backend.api.graphql.context import Info
-from backend.api.graphql.errors import error_result
+from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import input_type, to_schema
 from backend.api.graphql.pagination import parse_id
 from backend.api.graphql.types.errors import (
@@ -25,7 +25,7 @@ from backend.api.graphql.types.tool import (
     mcp_server_type,
     tool_type,
 )
-from backend.core.errors import DomainError, NotFound
+from backend.core.errors import Conflict, InUse, NotFound, ValidationFailed
 from backend.schemas.tool import HttpAllowlistSet, McpServerCreate, McpServerUpdate
 
 if TYPE_CHECKING:  # generated classes: mypy sees them as Any
@@ -92,55 +92,45 @@ class ToolQuery:
 @strawberry.type
 class ToolMutation:
     @strawberry.mutation(description="Register an MCP server reached over HTTP (admin).")
+    @domain_result(ValidationFailed, Conflict)
     async def create_mcp_server(
         self, info: Info, input: McpServerCreateInput
     ) -> CreateMcpServerResult:
         ctx = info.context
-        try:
-            data = to_schema(McpServerCreate, input)
-            created = await ctx.services.tools.servers.create(ctx.workspace_id, data)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        data = to_schema(McpServerCreate, input)
+        created = await ctx.services.tools.servers.create(ctx.workspace_id, data)
         return mcp_server_type(created)
 
     @strawberry.mutation(
         description="Change an MCP server (admin). Renaming is refused while agents or tasks "
         "list its tools."
     )
+    @domain_result(ValidationFailed, NotFound, Conflict, InUse)
     async def update_mcp_server(
         self, info: Info, id: strawberry.ID, input: McpServerUpdateInput
     ) -> UpdateMcpServerResult:
         ctx = info.context
-        try:
-            data = to_schema(McpServerUpdate, input)
-            updated = await ctx.services.tools.servers.update(
-                ctx.workspace_id, _server_id(id), data
-            )
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        data = to_schema(McpServerUpdate, input)
+        updated = await ctx.services.tools.servers.update(ctx.workspace_id, _server_id(id), data)
         return mcp_server_type(updated)
 
     @strawberry.mutation(
         description="Remove an MCP server (admin); refused while agents or tasks list its tools."
     )
+    @domain_result(NotFound, InUse)
     async def delete_mcp_server(self, info: Info, id: strawberry.ID) -> DeleteMcpServerResult:
         ctx = info.context
-        try:
-            server_id = _server_id(id)
-            await ctx.services.tools.servers.delete(ctx.workspace_id, server_id)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        server_id = _server_id(id)
+        await ctx.services.tools.servers.delete(ctx.workspace_id, server_id)
         return Deleted(id=id)
 
     @strawberry.mutation(
         description="Replace the hosts `http_request` may reach (admin): api.example.com, "
         "*.example.com (subdomains), host:8080 (that port only)."
     )
+    @domain_result(ValidationFailed)
     async def set_http_allowlist(self, info: Info, hosts: list[str]) -> SetHttpAllowlistResult:
         ctx = info.context
-        try:
-            data = to_schema(HttpAllowlistSet, {"hosts": hosts})
-            stored = await ctx.services.tools.set_http_allowlist(ctx.workspace_id, data.hosts)
-        except DomainError as error:
-            return error_result(error)  # type: ignore[no-any-return]
+        data = to_schema(HttpAllowlistSet, {"hosts": hosts})
+        stored = await ctx.services.tools.set_http_allowlist(ctx.workspace_id, data.hosts)
         return HttpAllowlist(hosts=stored)
