@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -332,6 +333,14 @@ def test_two_hundred_executions_screenshot_and_timings(
         }"""
     )
     expect(rows(page)).to_have_count(200)
+    page.locator('[data-testid="counts"] [data-status="FAILED"]').click()  # only the failed
+    expect(page).to_have_url(re.compile(r"status=FAILED"))
+    expect(rows(page).first).to_be_visible()
+    assert set(rows(page).evaluate_all("trs => trs.map(t => t.dataset.status)")) == {"FAILED"}
+    page.goto(f"{server.url}/dashboard#/")
+    for shown in (100, 150, 200):
+        page.get_by_role("button", name="Load older").click()
+        expect(rows(page)).to_have_count(shown)
     live_slow = launch(server.url, make_crew(server.url, "Live one", SLOW))
     expect(page.locator(f'tr[data-id="{live_slow}"]')).to_have_attribute("data-status", "RUNNING")
     expect(page.get_by_test_id("counts").locator('[data-status="RUNNING"] b')).to_have_text("1")
@@ -513,15 +522,19 @@ def auth_server(
 ) -> Iterator[tuple[LoopLiveServer, dict[str, str]]]:
     with live_server(tmp_path_factory, auth_enabled=True, simulated_delay_seconds=0.2) as live:
 
-        def key(role: Role) -> str:
+        def key(role: Role) -> tuple[str, str]:
             # The app's services belong to the server's loop: create the key there.
             create = live.app.state.services.auth.create_key(
                 DEFAULT_WORKSPACE_ID, ApiKeyCreate(name=f"dash-{role}", role=role)
             )
             assert live.loop is not None
-            return str(asyncio.run_coroutine_threadsafe(create, live.loop).result(timeout=10).token)
+            made = asyncio.run_coroutine_threadsafe(create, live.loop).result(timeout=10)
+            return made.token, str(made.api_key.id)
 
-        yield live, {"viewer": key(Role.VIEWER), "editor": key(Role.EDITOR)}
+        viewer, viewer_id = key(Role.VIEWER)
+        editor, _ = key(Role.EDITOR)
+        admin, _ = key(Role.ADMIN)
+        yield live, {"viewer": viewer, "viewer_id": viewer_id, "editor": editor, "admin": admin}
 
 
 def test_key_prompt_and_viewer_sees_no_mutating_buttons(
@@ -546,5 +559,12 @@ def test_key_prompt_and_viewer_sees_no_mutating_buttons(
         assert page.evaluate("sessionStorage.getItem('crewql.key')") == keys["viewer"]
         page.reload()  # the key survives a reload of the tab
         expect(page.locator(".head h2 .badge")).to_have_text("COMPLETED")
+        page.goto(f"{server.url}/dashboard#/")
+        expect(page.get_by_test_id("connection")).to_have_text("live")
+        # Revoked while the page is open: the server closes the socket with 4401.
+        revoke = """mutation($id: ID!) { revokeApiKey(id: $id) { __typename } }"""
+        gql(server.url, revoke, {"id": keys["viewer_id"]}, keys["admin"])
+        expect(page.get_by_role("alert")).to_contain_text("refused the key", timeout=10_000)
+        expect(page.get_by_test_id("key-input")).to_be_visible()
     finally:
         session.close()

@@ -25,7 +25,8 @@ export class ExecutionsPage {
   private trs = new Map<string, HTMLTableRowElement>();
   private tbody = h("tbody");
   private countsEl = h("div", { class: "counts", "data-testid": "counts" });
-  private moreBtn = h("button", { class: "more", onclick: () => void this.loadMore() }, "Load older");
+  // Shown once the first page says there is more (a click before that would have no cursor).
+  private moreBtn = h("button", { class: "more", hidden: true, onclick: () => void this.loadMore() }, "Load older");
   private info = h("div", { class: "info" });
   private endCursor: string | null = null;
   private lastSeen: string | null = null;
