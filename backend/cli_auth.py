@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.config.settings import Settings, load_settings
 from backend.core.audit import audit
@@ -153,10 +153,19 @@ async def _with_service(settings: Settings, command: Command, args: argparse.Nam
 
 @asynccontextmanager
 async def migrated_database(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions of the configured database, once it is known to exist and be migrated: a
-    command should not report an empty or outdated database as if it were the mistake."""
+    """Sessions of the configured database, once it is known to exist and be migrated."""
+    from backend.db.engine import create_sessionmaker
+
+    async with migrated_engine(settings) as engine:
+        yield create_sessionmaker(engine)
+
+
+@asynccontextmanager
+async def migrated_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The configured database's engine, once it is known to exist and be migrated: a command
+    should not report an empty or outdated database as if it were the mistake."""
     from backend.config.logging import configure_logging
-    from backend.db.engine import create_engine, create_sessionmaker
+    from backend.db.engine import create_engine
     from backend.db.migrate import current_revision, head_revision
 
     configure_logging(settings, service_name="cli")
@@ -170,7 +179,7 @@ async def migrated_database(settings: Settings) -> AsyncIterator[async_sessionma
                 f"the database is at revision {stored or 'none'}, not {head}: "
                 "run `crewql migrate` first"
             )
-        yield create_sessionmaker(engine)
+        yield engine
     finally:
         await engine.dispose()
 

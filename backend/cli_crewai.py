@@ -22,7 +22,7 @@ from backend.cli_auth import (
     CliError,
     SubParsers,
     database_option,
-    migrated_database,
+    migrated_engine,
     one_line,
     say,
     settings_command,
@@ -161,21 +161,15 @@ def _warn(warnings: list[CrewaiWarning], folder: Path) -> None:
 async def _services(
     settings: Settings, args: argparse.Namespace
 ) -> AsyncIterator[tuple[CrewaiService, uuid.UUID]]:
-    """CrewaiService over the configured database, and the workspace --workspace names."""
-    from backend.repositories.unit_of_work import UnitOfWork
-    from backend.runner.providers.registry import KNOWN_PROVIDERS
-    from backend.services.auth_service import AuthService
-    from backend.services.crew_service import CrewService
+    """CrewaiService as the server builds it (tool names checked the same way), over the
+    configured database, and the workspace --workspace names."""
+    from backend.container import build_services
 
-    async with migrated_database(settings) as sessions:
-
-        def uow() -> UnitOfWork:
-            return UnitOfWork(sessions)
-
-        service = CrewaiService(uow, CrewService(uow), lambda: KNOWN_PROVIDERS)
+    async with migrated_engine(settings) as engine:
+        services = build_services(engine, settings)
         try:
-            workspace = await AuthService(uow, cache_seconds=0).workspace_by_name(args.workspace)
-            yield service, workspace.id
+            workspace = await services.auth.workspace_by_name(args.workspace)
+            yield services.crewai, workspace.id
         except ValidationFailed:
             raise  # the command lists its problems
         except DomainError as exc:

@@ -101,7 +101,9 @@ def build_services(engine: AsyncEngine, settings: Settings) -> Services:
     )
     return Services(
         crews=crews,
-        crewai=CrewaiService(write_uow, crews, known_providers=lambda: KNOWN_PROVIDERS),
+        crewai=CrewaiService(
+            write_uow, crews, known_providers=lambda: KNOWN_PROVIDERS, tools=tools
+        ),
         executions=executions,
         watch=ExecutionWatch(executions, read_uow, bus),
         lifecycle=lifecycle,

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from backend.schemas import CrewConfig
 from backend.schemas.crewai import CrewaiWarning
-from backend.services.crewai_format import AGENT_KEYS, TASK_KEYS, TASKS_FILE
+from backend.services.crewai_format import AGENT_KEYS, AGENTS_FILE, TASK_KEYS, TASKS_FILE
 
 
 class _Dumper(yaml.SafeDumper):
@@ -34,7 +34,7 @@ def _entry(config: BaseModel, keys: dict[str, str], skip: Iterable[str] = ()) ->
     values = {}
     for key, name in keys.items():
         value = getattr(config, name)
-        if key in skip or value is None or value == "" or value is False:
+        if key in skip or value is None or value in ("", []) or value is False:
             continue  # a default: CrewAI's own, or crewql's
         values[key] = value
     return values
@@ -42,7 +42,18 @@ def _entry(config: BaseModel, keys: dict[str, str], skip: Iterable[str] = ()) ->
 
 def dump_project(config: CrewConfig) -> tuple[str, str, list[CrewaiWarning]]:
     """The crew as agents.yaml and tasks.yaml text, and what CrewAI will read differently."""
-    warnings = []
+    warnings = [
+        CrewaiWarning(
+            file,
+            f"{item.name}.tools",
+            None,
+            f"names crewql's tools ({', '.join(item.tools)}); CrewAI loads a project only when "
+            "its crew.py defines tools of these names.",
+        )
+        for file, items in ((AGENTS_FILE, config.agents), (TASKS_FILE, config.tasks))
+        for item in items
+        if item.tools
+    ]
     agents = {a.name: _entry(a, AGENT_KEYS) for a in config.agents}
     tasks: dict[str, dict[str, Any]] = {}
     for position, task in enumerate(config.tasks):

@@ -26,6 +26,7 @@ from pydantic import ValidationError as PydanticValidationError
 from backend.core.errors import FieldProblem, ValidationFailed
 from backend.schemas import AgentConfig, CrewConfig, TaskConfig
 from backend.schemas.crewai import CrewaiWarning
+from backend.schemas.tool.names import BUILTIN_TOOLS, parse_tool_name
 from backend.services.execution_config import PLACEHOLDER
 
 AGENTS_FILE = "agents.yaml"
@@ -40,6 +41,10 @@ AGENT_KEYS = {
     "llm": "llm",
     "temperature": "temperature",
     "max_iter": "max_iterations",
+    # crewql's names: the catalog's tools (CrewAI's `tools:` names Python objects of crew.py;
+    # names crewql knows are kept, the others are warnings) and the provider key's secret.
+    "tools": "tools",
+    "api_key_secret": "api_key_secret",
 }
 TASK_KEYS = {
     "description": "description",
@@ -47,6 +52,7 @@ TASK_KEYS = {
     "agent": "agent",
     "context": "context",
     "human_input": "human_input",
+    "tools": "tools",
     # Not a CrewAI key: CrewAI's `output_json` names a Python class, which YAML cannot carry.
     # A JSON Schema given as `output_json` (a mapping) is read too.
     "output_schema": "output_schema",
@@ -56,7 +62,6 @@ TASK_KEYS = {
 WHY_NOT = {
     "verbose": "crewql records every step as events anyway",
     "allow_delegation": "crewql agents do not delegate to each other",
-    "tools": "crewql agents have no tools yet",
     "output_file": "crewql keeps outputs with the execution; read them through the API",
     "async_execution": "crewql runs a crew's tasks one after another",
     "output_pydantic": "crewql cannot load Python classes; give output_schema, a JSON Schema",
@@ -88,6 +93,8 @@ class ParsedProject:
     config: CrewConfig
     warnings: list[CrewaiWarning] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    # (file, entry key, setting) -> line, for warnings raised after parsing.
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
 
 
 def _mark(error: yaml.YAMLError) -> str:
@@ -183,6 +190,8 @@ class _Reader:
             if target is None:
                 why = WHY_NOT.get(name, "crewql has no such setting")
                 self.warn(document, f"{name!r} is not imported: {why}.", key, name)
+            elif target == "tools":
+                values[target] = self.tools(document, key, value)
             else:
                 values[target] = value
         return values
@@ -202,6 +211,23 @@ class _Reader:
                     message = f"{key}.{name}: {error['msg'].removeprefix('Value error, ')}"
                 self.problems.append(document.problem(message, key, name))
             return None
+
+    def tools(self, document: _Document, key: str, names: Any) -> Any:
+        """The names crewql's catalog has (built-ins, `mcp:<server>/<tool>`); CrewAI's own
+        (Python tool objects such as SerperDevTool) cannot come along and are warnings."""
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return names  # validation says what is wrong
+        known = [n for n in dict.fromkeys(names) if parse_tool_name(n.strip()) is not None]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            self.warn(
+                document,
+                f"tool(s) {', '.join(map(repr, unknown))} not imported: crewql's tools are "
+                f"{', '.join(BUILTIN_TOOLS)} and mcp:<server>/<tool>.",
+                key,
+                "tools",
+            )
+        return known
 
     def llm(self, key: str, values: dict[str, Any]) -> None:
         value = values.get("llm")
@@ -335,7 +361,8 @@ def parse_project(
             [FieldProblem("input", e["msg"].removeprefix("Value error, ")) for e in exc.errors()]
         ) from None
     warnings = sorted(reader.warnings, key=lambda w: (w.file != AGENTS_FILE, w.line or 0))
-    return ParsedProject(config, warnings, placeholders(config))
+    lines = {(d.file, *path): n for d in (agents, tasks) for path, n in d.lines.items()}
+    return ParsedProject(config, warnings, placeholders(config), lines)
 
 
 def placeholders(config: CrewConfig) -> list[str]:

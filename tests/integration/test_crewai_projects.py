@@ -131,6 +131,8 @@ writer:
   llm: openai/gpt-4o-mini
   temperature: 0.3
   max_iter: 7
+  tools: [http_request, SerperDevTool, mcp:nowhere/search]
+  api_key_secret: WRITER_KEY
 editor:
   role: Editor
   goal: Edit
@@ -149,6 +151,7 @@ notes:
   expected_output: Notes
   agent: writer
   context: []
+  tools: [current_time]
 edit:
   description: Edit the draft
   expected_output: The article
@@ -170,8 +173,17 @@ score:
     assert "imported as 'openai/gpt-4o'" in messages["editor.llm"]
     assert "gives it none" in messages["notes.context"]
     assert "cannot load Python classes" in messages["score.output_json"]
+    tools = [w["message"] for w in result["warnings"] if w["path"] == "writer.tools"]
+    assert len(tools) == 2
+    assert "'SerperDevTool', 'mcp:nowhere/search'" not in tools[0]  # the MCP name is well-formed
+    assert "'SerperDevTool' not imported" in tools[0]
+    assert "no MCP server named 'nowhere'" in tools[1]
     exported = (await client.execute(EXPORT, {"id": result["crew"]["id"]}))["exportCrewai"]
-    assert [w["path"] for w in exported["warnings"]] == ["notes.context"]
+    assert sorted(w["path"] for w in exported["warnings"]) == [
+        "notes.context",
+        "notes.tools",
+        "writer.tools",
+    ]
     agent_map = yaml.safe_load(exported["agentsYaml"])
     assert agent_map["writer"] == {
         "role": "Writer",
@@ -179,11 +191,14 @@ score:
         "llm": "openai/gpt-4o-mini",
         "temperature": 0.3,
         "max_iter": 7,
+        "tools": ["http_request"],
+        "api_key_secret": "WRITER_KEY",
     }
     assert agent_map["editor"]["backstory"] == "Two lines\nof backstory."
     assert "backstory: |-" in exported["agentsYaml"]
     task_map = yaml.safe_load(exported["tasksYaml"])
     assert task_map["notes"]["context"] == []
+    assert task_map["notes"]["tools"] == ["current_time"]
     assert task_map["edit"]["context"] == ["draft"]
     assert task_map["edit"]["human_input"] is True
     assert task_map["edit"]["output_schema"] == {
