@@ -20,7 +20,7 @@ from backend.db.engine import create_sessionmaker
 from backend.db.migrate import head_revision
 from backend.events.factory import build_bus
 from backend.repositories.unit_of_work import UnitOfWork
-from backend.runner.providers.registry import KNOWN_PROVIDERS
+from backend.runner.agent.llm import KNOWN_PROVIDERS, LlmCheck
 from backend.schemas import ExecutionEventResponse
 from backend.services.auth_service import AuthService
 from backend.services.bundle import Services
@@ -35,6 +35,7 @@ from backend.services.health_service import HealthService
 from backend.services.mcp_server_service import McpServerService
 from backend.services.secret_service import SecretService
 from backend.services.tool_service import ToolService
+from backend.services.usage_service import UsageService
 
 
 def build_services(engine: AsyncEngine, settings: Settings) -> Services:
@@ -77,7 +78,7 @@ def build_services(engine: AsyncEngine, settings: Settings) -> Services:
     bus = build_bus(settings)
     crews = CrewService(write_uow, crew_read_uow, statement_uow, tools=tools)
     executions = ExecutionService(
-        write_uow, read_uow, crews, bus, known_providers=lambda: KNOWN_PROVIDERS, tools=tools
+        write_uow, read_uow, crews, bus, check_llms=LlmCheck(settings), tools=tools
     )
     attach = getattr(bus, "attach_loader", None)
     if attach is not None:  # the PostgreSQL bus reads each notified event once per process
@@ -105,6 +106,7 @@ def build_services(engine: AsyncEngine, settings: Settings) -> Services:
             write_uow, crews, known_providers=lambda: KNOWN_PROVIDERS, tools=tools
         ),
         executions=executions,
+        usage=UsageService(read_uow),
         watch=ExecutionWatch(executions, read_uow, bus),
         lifecycle=lifecycle,
         inputs=HumanInput(write_uow, read_uow, bus, settings.input_timeout_action),

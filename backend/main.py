@@ -30,8 +30,8 @@ from backend.container import build_services
 from backend.db.engine import create_engine
 from backend.db.migrate import head_revision, upgrade_async
 from backend.observability import tracing
+from backend.runner.agent.models import ModelFactory
 from backend.runner.engine import SequentialEngine
-from backend.runner.providers.registry import ProviderRegistry
 from backend.runner.runner import Runner
 
 # Young-generation threshold while serving: a page of 100 crews allocates about 250,000 objects,
@@ -76,11 +76,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await upgrade_async(settings.database_url)
         await services.secrets.check_key()
         await services.bus.start()
-        providers = ProviderRegistry(settings)
+        models = ModelFactory(settings)
         runner = None
         if settings.runner_enabled:
             runner = Runner(
-                services.lifecycle, SequentialEngine(providers), settings, services.inputs
+                services.lifecycle,
+                SequentialEngine.serving(models, settings, services.tools, services.secrets),
+                settings,
+                services.inputs,
             )
             await runner.start()
         app.state.runner = runner
@@ -104,7 +107,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if runner is not None:
                 await runner.stop()
             await view.revocations.stop()
-            await providers.aclose()
+            await models.aclose()
             await services.bus.stop()
             await engine.dispose()
             gc.unfreeze()

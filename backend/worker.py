@@ -19,8 +19,8 @@ from backend.config.settings import Settings
 from backend.container import build_services
 from backend.db.engine import create_engine
 from backend.observability import tracing
+from backend.runner.agent.models import ModelFactory
 from backend.runner.engine import SequentialEngine
-from backend.runner.providers.registry import ProviderRegistry
 from backend.runner.runner import Runner
 
 
@@ -29,8 +29,13 @@ async def run_worker(settings: Settings) -> None:
     engine = create_engine(settings)
     tracing.instrument_engine(engine)
     services = build_services(engine, settings)
-    providers = ProviderRegistry(settings)
-    runner = Runner(services.lifecycle, SequentialEngine(providers), settings, services.inputs)
+    models = ModelFactory(settings)
+    runner = Runner(
+        services.lifecycle,
+        SequentialEngine.serving(models, settings, services.tools, services.secrets),
+        settings,
+        services.inputs,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -54,7 +59,7 @@ async def run_worker(settings: Settings) -> None:
     finally:
         await runner.stop()
         await exits.aclose()
-        await providers.aclose()
+        await models.aclose()
         await services.bus.stop()
         await engine.dispose()
         logger.info("crewql worker stopped")

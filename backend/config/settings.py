@@ -43,6 +43,15 @@ MCP_SERVER_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]
 
 
+class ModelPrice(BaseModel):
+    """USD per million input and output tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CREWQL_",
@@ -112,17 +121,34 @@ class Settings(BaseSettings):
     input_timeout_seconds: float = Field(default=86_400.0, gt=0, le=30 * 86_400)
     input_timeout_action: Literal["fail", "approve"] = "fail"
 
-    # The simulated provider (llm "simulated"): no network, deterministic text.
+    # The simulated model (llm "simulated[/options]"): no network, deterministic (docs/agents.md).
     simulated_delay_seconds: float = Field(default=0.5, ge=0)
     simulated_chunk_chars: int = Field(default=24, ge=1)
 
-    # OpenAI-compatible chat completions (llm "openai/<model>"): OpenAI, vLLM, Ollama, LiteLLM.
+    # Model providers (docs/agents.md). OpenAI-compatible chat completions (llm "openai/<model>"):
+    # OpenAI, vLLM, Ollama, LM Studio, a LiteLLM proxy ...
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: SecretStr | None = None
     openai_model: str = "gpt-4o-mini"
+    # Anthropic (llm "anthropic/<model>"); no base URL: Anthropic's own.
+    anthropic_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    anthropic_model: str = "claude-sonnet-4-5"
+    # Per model request; 408, 429, 5xx, broken connections and timeouts are retried by the
+    # provider's SDK with exponential backoff (or the server's Retry-After).
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=3, ge=0, le=10)
-    llm_retry_backoff_seconds: float = Field(default=0.5, ge=0)
+
+    # Agent runs: one per task. An agent without maxIterations may make this many model
+    # requests in one task; a task running longer than the timeout fails.
+    agent_max_requests: int = Field(default=20, ge=1, le=1_000)
+    task_timeout_seconds: float = Field(default=600.0, gt=0)
+    # What a TOOL_CALL_* event keeps of a tool's arguments and result.
+    tool_event_preview_chars: int = Field(default=500, ge=0, le=100_000)
+    # USD per million tokens, by model as in an agent's llm ("openai/gpt-4o-mini", "simulated"):
+    # CREWQL_MODEL_PRICES='{"openai/gpt-4o-mini": {"input": 0.15, "output": 0.6}}'. A model not
+    # in the table has an unknown cost (null), never 0.
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
     # Workspace secrets (docs/security.md): Fernet keys, comma-separated, newest first. Values
     # are encrypted with the first and decrypted with any; `crewql secrets rotate-key`

@@ -78,6 +78,10 @@ class Execution(IdMixin, WorkspaceOwnedMixin, TimestampMixin, Base):
     # The W3C `traceparent` of the request that launched it: the run's trace links to it, in
     # whichever process runs it (observability/tracing.py).
     traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
+    # The launch's budget (None: no limit), and the code of the failure that ended it.
+    max_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class ExecutionTask(Base):
@@ -98,6 +102,14 @@ class ExecutionTask(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Its model requests so far; cost None: the model has no price in the table (not free).
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    requests: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cost_usd: Mapped[float | None] = mapped_column(
+        Float, nullable=True, default=0.0, server_default="0"
+    )
 
 
 class ExecutionEvent(Base):

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, case, func, insert, select, update
 
 from backend.models import Execution, ExecutionEvent, ExecutionTask
 from backend.repositories.base import BaseRepository
 from backend.schemas.common import Page, PageRequest
+from backend.schemas.usage import UsageFilter, UsageGroupBy
 
 
 class ExecutionRepository(BaseRepository[Execution]):
@@ -265,3 +266,55 @@ class ExecutionRepository(BaseRepository[Execution]):
             created_before=created_before,
             extra=extra,
         )
+
+    # ------------------------------------------------------------ usage
+
+    async def usage_groups(
+        self,
+        workspace_id: uuid.UUID,
+        flt: UsageFilter,
+        group_by: UsageGroupBy,
+    ) -> Sequence[Row[Any]]:
+        """Tokens, requests and cost of the tasks that called a model, summed per day (of the
+        execution's creation, UTC), model or crew. `unpriced` counts tasks whose cost is
+        unknown: a group with any has no total cost."""
+        task, execution = ExecutionTask, Execution
+        if group_by == UsageGroupBy.DAY:
+            if self.session.get_bind().dialect.name == "sqlite":  # stored as 'YYYY-MM-DD hh:mm…'
+                key: ColumnElement[Any] = func.substr(execution.created_at, 1, 10)
+            else:
+                key = func.to_char(func.timezone("UTC", execution.created_at), "YYYY-MM-DD")
+            keys: list[ColumnElement[Any]] = [key.label("key")]
+            extra: list[ColumnElement[Any]] = []
+        elif group_by == UsageGroupBy.MODEL:
+            keys = [task.model.label("key")]
+            extra = []
+        else:
+            keys = [execution.crew_id.label("key")]
+            extra = [func.max(execution.crew_name).label("crew_name")]
+        stmt = (
+            select(
+                *keys,
+                *extra,
+                func.count(func.distinct(execution.id)).label("executions"),
+                func.sum(task.input_tokens).label("input_tokens"),
+                func.sum(task.output_tokens).label("output_tokens"),
+                func.sum(task.requests).label("requests"),
+                func.sum(task.cost_usd).label("cost_usd"),
+                func.sum(case((task.cost_usd.is_(None), 1), else_=0)).label("unpriced"),
+            )
+            .join(execution, execution.id == task.execution_id)
+            .where(execution.workspace_id == workspace_id, task.requests > 0)
+            .group_by(*keys)
+            .order_by(*keys)
+        )
+        if flt.start is not None:
+            stmt = stmt.where(execution.created_at >= flt.start)
+        if flt.end is not None:
+            stmt = stmt.where(execution.created_at < flt.end)
+        if flt.crew_id is not None:
+            stmt = stmt.where(execution.crew_id == flt.crew_id)
+        if flt.model is not None:
+            stmt = stmt.where(task.model == flt.model)
+        rows: Sequence[Row[Any]] = (await self.session.execute(stmt)).all()  # type: ignore[assignment]
+        return rows

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from backend.core.usage import Usage
 from backend.observability.tracing import ExecutionTrace
 from backend.runner.engine import Cancelled
 from backend.runner.resilience import LeaseClock, persist
@@ -116,6 +118,23 @@ class ExecutionReporter:
     async def task_completed(self, position: int, output: str) -> None:
         self.trace.task_finished(position, "COMPLETED")
         self._steps.append(Step(StepKind.COMPLETED, position, output=output))
+        await self._added()
+
+    async def model_request(self, position: int, task_usage: Usage, data: dict[str, Any]) -> None:
+        usage = {**data, "taskUsage": task_usage.as_data()}
+        self._steps.append(Step(StepKind.MODEL_REQUEST, position, data=usage))
+        await self._added()
+
+    async def tool_call(self, position: int, ok: bool | None, data: dict[str, Any]) -> None:
+        """A tool call started (`ok` None) or ended."""
+        kind = (
+            StepKind.TOOL_STARTED
+            if ok is None
+            else StepKind.TOOL_COMPLETED
+            if ok
+            else StepKind.TOOL_FAILED
+        )
+        self._steps.append(Step(kind, position, data=data))
         await self._added()
 
     async def task_failed(self, position: int, error: str, output: str) -> None:

@@ -22,9 +22,11 @@ from pathlib import Path
 from loguru import logger
 
 from backend.config.settings import Settings
+from backend.core.usage import Usage
 from backend.observability import metrics, tracing
 from backend.observability.tracing import ExecutionTrace
-from backend.runner.engine import AwaitingInput, Cancelled, SequentialEngine, TaskFailed
+from backend.runner.agent.usage import Budget
+from backend.runner.engine import AwaitingInput, Cancelled, Job, SequentialEngine, TaskFailed
 from backend.runner.reporter import CancelState, ExecutionReporter
 from backend.runner.resilience import LeaseClock, level_of, persist
 from backend.schemas import EventType
@@ -339,7 +341,15 @@ class Runner:
         try:
             logger.info("execution {} ({}) started", run.id, run.name)
             try:
-                result = await self.engine.run(run.config, run.inputs, reporter, run.resume)
+                job = Job(
+                    run.workspace_id,
+                    run.config,
+                    run.inputs,
+                    Budget(run.max_tokens, run.max_cost_usd),
+                    run.resume,
+                    {p: Usage(**u.model_dump()) for p, u in run.used.items()},
+                )
+                result = await self.engine.run(job, reporter)
                 steps = reporter.take_pending()
                 await persist(
                     lambda: self.service.complete(run, result, steps), clock, "completing"
@@ -373,7 +383,12 @@ class Runner:
                 trace.finished("CANCELLED")
             except TaskFailed as failure:
                 error, steps = str(failure), reporter.take_pending()
-                await persist(lambda: self.service.fail(run, error, steps), clock, "failing")
+                code, data = failure.code, failure.data
+                await persist(
+                    lambda: self.service.fail(run, error, steps, code=code, data=data),
+                    clock,
+                    "failing",
+                )
                 logger.info("execution {} failed: {}", run.id, failure)
                 trace.finished("FAILED", error)
         except ExecutionGone as gone:

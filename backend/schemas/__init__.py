@@ -16,6 +16,7 @@ from backend.schemas.execution import (
     ExecutionTaskResponse,
     TaskConfig,
     TaskStatus,
+    UsageResponse,
 )
 from backend.schemas.task import TaskCreate, TaskResponse, TaskUpdate
 from backend.schemas.workspace import WorkspaceCreate, WorkspaceResponse
@@ -48,6 +49,7 @@ __all__ = [
     "TaskStatus",
     "TaskUpdate",
     "TimeRange",
+    "UsageResponse",
     "WorkspaceCreate",
     "WorkspaceResponse",
 ]

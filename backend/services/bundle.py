@@ -22,6 +22,7 @@ from backend.services.execution_watch import ExecutionWatch
 from backend.services.health_service import HealthService
 from backend.services.secret_service import SecretService
 from backend.services.tool_service import ToolService
+from backend.services.usage_service import UsageService
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Services:
     crewai: CrewaiService
     # The API side of executions (launch, read, cancel, retry) ...
     executions: ExecutionService
+    # What the workspace's executions used (tokens, requests, cost).
+    usage: UsageService
     # ... their subscriptions ...
     watch: ExecutionWatch
     # ... and what runners call while they run one (claim, progress, finish, reap).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
 from typing import Any
 
 from backend.core.errors import FieldProblem
@@ -105,21 +104,3 @@ def request_hash(
     }
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(encoded.encode()).hexdigest()
-
-
-def unknown_providers(
-    config: CrewConfig, known: Iterable[str], field_prefix: str
-) -> list[FieldProblem]:
-    known_set = set(known)
-    problems = []
-    for index, agent in enumerate(config.agents):
-        provider = agent.llm.partition("/")[0]
-        if provider not in known_set:
-            problems.append(
-                FieldProblem(
-                    field_prefix.format(index=index),
-                    f"agent {agent.name!r} uses llm provider {provider!r}, which this server "
-                    f"does not know (known: {', '.join(sorted(known_set))})",
-                )
-            )
-    return problems

@@ -136,6 +136,7 @@ class HumanInput:
                 [received, failed],
                 finished_at=utcnow(),
                 error=error,
+                error_code=code,
                 input_deadline_at=None,
             )
         response = None

@@ -20,9 +20,16 @@ from sqlalchemy import Row
 from backend.core.errors import DomainError
 from backend.events.bus import EventBus, UpdateSubscription
 from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from backend.schemas import TERMINAL, CrewConfig, EventType, ExecutionStatus, TaskStatus
+from backend.schemas import (
+    TERMINAL,
+    CrewConfig,
+    EventType,
+    ExecutionStatus,
+    TaskStatus,
+    UsageResponse,
+)
 from backend.services.execution_progress import Step, StepKind, plan
-from backend.services.execution_record import Event, finish_tasks, record
+from backend.services.execution_record import Event, finish_tasks, record, task_of
 from backend.services.execution_resume import (
     Resume,
     TimeoutAction,
@@ -53,6 +60,10 @@ class RunHandle:
     resume: Resume = field(default_factory=Resume)
     # The launching request's trace context, which the run's trace links to.
     traceparent: str | None = None
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    # What its tasks used before a wait for human input (counted against the budget).
+    used: dict[int, UsageResponse] = field(default_factory=dict)
 
 
 class ExecutionLifecycle:
@@ -94,9 +105,11 @@ class ExecutionLifecycle:
                 # Started before: it waited for human input and was answered (execution_input).
                 resumed = row.started_at is not None
                 resume = Resume()
+                used: dict[int, UsageResponse] = {}
                 if resumed:
                     tasks = await uow.executions.tasks(row.workspace_id, [row.id])
                     resume = resume_of(tasks[row.id], row.input_response)
+                    used = {t.position: task_of(t).usage for t in tasks[row.id] if t.requests}
                 started = Event(
                     EventType.EXECUTION_STARTED,
                     f"{'Resumed' if resumed else 'Started'} on {worker_id}.",
@@ -122,7 +135,10 @@ class ExecutionLifecycle:
                         CrewConfig.model_validate(row.config),
                         dict(row.inputs),
                         resume,
-                        row.traceparent,
+                        traceparent=row.traceparent,
+                        max_tokens=row.max_tokens,
+                        max_cost_usd=row.max_cost_usd,
+                        used=used,
                     )
                 )
         return handles
@@ -167,13 +183,25 @@ class ExecutionLifecycle:
             result=result,
         )
 
-    async def fail(self, run: RunHandle, error: str, steps: Sequence[Step] = ()) -> ExecutionStatus:
+    async def fail(
+        self,
+        run: RunHandle,
+        error: str,
+        steps: Sequence[Step] = (),
+        *,
+        code: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> ExecutionStatus:
+        """`code` (e.g. BUDGET_EXCEEDED) becomes the execution's errorCode and, with `data`, the
+        EXECUTION_FAILED event's data."""
+        details = {"code": code, **(data or {})} if code else data
         return await self._finish(
             run,
             S.FAILED,
-            Event(EventType.EXECUTION_FAILED, f"Execution failed: {error}"),
+            Event(EventType.EXECUTION_FAILED, f"Execution failed: {error}", data=details),
             steps=steps,
             error=error,
+            error_code=code,
             task_status=TaskStatus.SKIPPED,
         )
 

@@ -20,6 +20,10 @@ class StepKind(StrEnum):
     OUTPUT = "output"
     COMPLETED = "completed"
     FAILED = "failed"
+    MODEL_REQUEST = "model_request"
+    TOOL_STARTED = "tool_started"
+    TOOL_COMPLETED = "tool_completed"
+    TOOL_FAILED = "tool_failed"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,9 @@ class Step:
     position: int
     text: str = ""  # an output chunk, or the error of a failed task
     output: str = ""  # the task's whole output, when it ends
+    # Model requests and tool calls: the event's data; for a model request it also carries the
+    # task's usage so far (`taskUsage`), which the task's row takes.
+    data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ def plan(
                     {"task": task.name, "outputChars": len(step.output)},
                 )
             )
-        else:
+        elif step.kind == StepKind.FAILED:
             write.values.update(
                 status=TaskStatus.FAILED, output=step.output, error=step.text, finished_at=now
             )
@@ -91,4 +98,34 @@ def plan(
                     {"task": task.name, "error": step.text},
                 )
             )
+        else:
+            events.append(_agent_event(step, write))
     return writes, events
+
+
+def _agent_event(step: Step, write: TaskWrite) -> ProgressEvent:
+    """A model request (its usage goes to the task's row) or a tool call."""
+    data = dict(step.data or {})
+    if step.kind == StepKind.MODEL_REQUEST:
+        total = data.pop("taskUsage")
+        write.values.update(
+            model=data["model"],
+            input_tokens=total["inputTokens"],
+            output_tokens=total["outputTokens"],
+            requests=total["requests"],
+            cost_usd=total["costUsd"],
+        )
+        cost = "" if data["costUsd"] is None else f", ${data['costUsd']:.6f}"
+        message = (
+            f"Model request {data['request']} to {data['model']}: {data['inputTokens']} input "
+            f"and {data['outputTokens']} output tokens{cost}."
+        )
+        return ProgressEvent(EventType.LLM_REQUEST, message, step.position, data)
+    if step.kind == StepKind.TOOL_STARTED:
+        message = f"Calling tool {data['tool']}."
+        return ProgressEvent(EventType.TOOL_CALL_STARTED, message, step.position, data)
+    if step.kind == StepKind.TOOL_COMPLETED:
+        message = f"Tool {data['tool']} answered in {data['durationMs']:g} ms."
+        return ProgressEvent(EventType.TOOL_CALL_COMPLETED, message, step.position, data)
+    message = f"Tool {data['tool']} failed: {data.get('error', '')}"
+    return ProgressEvent(EventType.TOOL_CALL_FAILED, message, step.position, data)

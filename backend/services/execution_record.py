@@ -56,7 +56,7 @@ def execution_of(row: Row[Any]) -> ExecutionResponse:
 
 
 def task_of(row: Row[Any]) -> ExecutionTaskResponse:
-    return ExecutionTaskResponse.model_construct(**row._mapping)
+    return ExecutionTaskResponse.of_row(row._mapping)
 
 
 _EVENT_FIELDS = tuple(ExecutionEventResponse.model_fields)

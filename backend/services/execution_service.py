@@ -9,10 +9,10 @@ events that describe it, in one transaction; the events reach the bus only after
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from backend.core.errors import Conflict, NotFound, ValidationFailed
+from backend.core.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from backend.events.bus import EventBus
 from backend.observability import tracing
 from backend.repositories.unit_of_work import UnitOfWorkFactory
@@ -35,7 +35,6 @@ from backend.services.execution_config import (
     descriptive_name,
     missing_inputs,
     request_hash,
-    unknown_providers,
 )
 from backend.services.execution_record import (
     Event,
@@ -51,6 +50,10 @@ S = ExecutionStatus
 ANY_TIME = TimeRange()
 
 
+# Checks a launch's agents' llm strings (and its maxCostUsd against the price table): problems.
+LlmCheck = Callable[[CrewConfig, float | None, str], list[FieldProblem]]
+
+
 class ExecutionService:
     def __init__(
         self,
@@ -58,14 +61,14 @@ class ExecutionService:
         read_uow: UnitOfWorkFactory,
         crews: CrewService,
         bus: EventBus,
-        known_providers: Callable[[], Iterable[str]],
+        check_llms: LlmCheck,
         tools: ToolNames | None = None,
     ) -> None:
         self._uow = uow
         self._read_uow = read_uow
         self._crews = crews
         self.bus = bus
-        self._known_providers = known_providers
+        self._check_llms = check_llms
         self._tools = tools
 
     # ================================================================ launching
@@ -86,7 +89,7 @@ class ExecutionService:
             if existing is not None:
                 return existing
         config, crew_id, field = await self._config_for(workspace_id, data)
-        problems = unknown_providers(config, self._known_providers(), field + ".agents.{index}.llm")
+        problems = self._check_llms(config, data.max_cost_usd, field)
         problems += missing_inputs(config, data.inputs)
         if data.crew is not None and self._tools is not None:
             problems += await inline_tool_problems(self._tools, workspace_id, config, field)
@@ -125,6 +128,8 @@ class ExecutionService:
             name=None,
             idempotency_key=None,
             input_timeout_seconds=row.input_timeout_seconds,
+            max_tokens=row.max_tokens,
+            max_cost_usd=row.max_cost_usd,
         )
         name = row.name if row.name.startswith("Retry of ") else f"Retry of {row.name}"
         data = data.model_copy(update={"name": name[:200]})
@@ -189,6 +194,8 @@ class ExecutionService:
                     "api_key_id": api_key_id,
                     "input_timeout_seconds": data.input_timeout_seconds,
                     "traceparent": tracing.current_traceparent(),
+                    "max_tokens": data.max_tokens,
+                    "max_cost_usd": data.max_cost_usd,
                 },
             )
             await uow.executions.add_tasks(

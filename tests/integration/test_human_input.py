@@ -125,6 +125,7 @@ async def test_feedback_reruns_the_task_then_approval_completes(harness: Harness
             "EXECUTION_STARTED",
             "TASK_STARTED",
             *["TASK_OUTPUT"] * after.count("TASK_OUTPUT"),
+            "LLM_REQUEST",
             "TASK_COMPLETED",
             "INPUT_REQUESTED",
         ]

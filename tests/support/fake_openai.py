@@ -17,6 +17,12 @@ Each POST to `/v1/chat/completions` takes the next behaviour from the queue (`en
 (path, lower-cased headers, JSON body, client address, and whether the client went away before
 the answer was complete). Bodies without `model` or `messages` get a 400, as from OpenAI.
 
+When a request asks for usage (`stream_options: {"include_usage": true}`, as PydanticAI does), a
+streamed answer ends with a usage chunk, as OpenAI's does: `prompt_tokens` is a count made from
+the request's messages, `completion_tokens` the number of pieces sent; each request records what
+it was told (`usage_sent`), so a test can add up the calls. `ToolCalls` streams a tool call in
+`delta.tool_calls` pieces, as a model that calls tools does.
+
 Text a behaviour sends may contain `ECHO_AUTHORIZATION`, which is replaced by the request's
 `Authorization` header: servers do echo keys back, and a provider must not pass them on.
 """
@@ -59,6 +65,7 @@ class RecordedRequest:
     body: Any  # the parsed JSON body, or None
     client: tuple[str, int] | None  # the client's address: equal ports mean a reused connection
     behaviour: Behaviour | None = None
+    usage_sent: tuple[int, int] | None = None  # (prompt, completion) tokens in the usage chunk
     # Set when the client closed the connection before the answer was complete.
     client_disconnected: threading.Event = field(default_factory=threading.Event)
 
@@ -73,6 +80,11 @@ class RecordedRequest:
     @property
     def messages(self) -> Any:
         return self.body.get("messages") if isinstance(self.body, dict) else None
+
+    @property
+    def wants_usage(self) -> bool:
+        options = self.body.get("stream_options") if isinstance(self.body, dict) else None
+        return isinstance(options, dict) and options.get("include_usage") is True
 
 
 # ------------------------------------------------------------------------------- behaviours
@@ -197,6 +209,27 @@ class _Exchange:
                 await self.write(": keepalive\n\n")
             await self.write(self.chunk({"content": piece}))
 
+    async def send_usage(self, completion_tokens: int, force: bool = False) -> None:
+        """The usage chunk (no choices), if the request asked for one (or `force`)."""
+        if not (force or self.record.wants_usage):
+            return
+        prompt_tokens = len(json.dumps(self.record.messages or [])) // 4
+        self.record.usage_sent = (prompt_tokens, completion_tokens)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        event = {
+            "id": self.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": usage,
+        }
+        await self.write(f"data: {json.dumps(event)}\n\n")
+
 
 def split(text: str, chunk_chars: int) -> list[str]:
     """The pieces an `Answer` streams `text` in."""
@@ -213,8 +246,8 @@ class Behaviour:
 @dataclass(frozen=True)
 class Answer(Behaviour):
     """A normal streamed answer: a role chunk, `text` in `chunk_chars` pieces (`delay` before
-    each), a last chunk with `finish_reason`, an optional usage chunk, then `[DONE]` (if `done`).
-    `text=None` answers with `FakeOpenAI.default_answer` for the request."""
+    each), a last chunk with `finish_reason`, a usage chunk (when asked for, or `usage`), then
+    `[DONE]` (if `done`). `text=None` answers with `FakeOpenAI.default_answer` for the request."""
 
     text: str | None = None
     chunk_chars: int = 8
@@ -226,14 +259,51 @@ class Answer(Behaviour):
 
     async def serve(self, ex: _Exchange) -> None:
         await ex.open_stream()
-        await ex.stream_pieces(split(ex.answer_text(self.text), self.chunk_chars), self.delay)
+        pieces = split(ex.answer_text(self.text), self.chunk_chars)
+        await ex.stream_pieces(pieces, self.delay)
         await ex.write(ex.chunk({}, self.finish_reason))
-        if self.usage:
-            usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-            event = {"id": ex.completion_id, "object": "chat.completion.chunk", "choices": []}
-            await ex.write(f"data: {json.dumps({**event, 'usage': usage})}\n\n")
+        await ex.send_usage(len(pieces), force=self.usage)
         if self.done:
             await ex.write("data: [DONE]\n\n")
+        await ex.finish()
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: str = "{}"  # JSON, streamed in pieces of `ToolCalls.chunk_chars`
+
+
+@dataclass(frozen=True)
+class ToolCalls(Behaviour):
+    """A streamed answer that calls tools: for each call, a `delta.tool_calls` chunk with its
+    index, id, type and name, then its arguments in pieces; `finish_reason: "tool_calls"`, the
+    usage chunk (when asked for), `[DONE]`. `text` is said before the calls, if given."""
+
+    calls: Sequence[ToolCall]
+    chunk_chars: int = 6
+    text: str = ""
+    delay: float = 0.0
+
+    async def serve(self, ex: _Exchange) -> None:
+        await ex.open_stream()
+        sent = 0
+        if self.text:
+            await ex.stream_pieces(split(self.text, self.chunk_chars), self.delay)
+            sent += len(split(self.text, self.chunk_chars))
+        for index, call in enumerate(self.calls):
+            await ex.pause(self.delay)
+            call_id = f"call_fake_{len(ex.fake.requests)}_{index}"
+            head = {"index": index, "id": call_id, "type": "function"}
+            head["function"] = {"name": call.name, "arguments": ""}
+            await ex.write(ex.chunk({"tool_calls": [head]}))
+            for piece in split(call.arguments, self.chunk_chars):
+                delta = {"index": index, "function": {"arguments": piece}}
+                await ex.write(ex.chunk({"tool_calls": [delta]}))
+                sent += 1
+        await ex.write(ex.chunk({}, "tool_calls"))
+        await ex.send_usage(sent + len(self.calls))
+        await ex.write("data: [DONE]\n\n")
         await ex.finish()
 
 

@@ -81,3 +81,13 @@ def parse_id(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+def filter_id(value: str | None, field: str) -> uuid.UUID | None:
+    """An id given in a filter: None when absent; one that is not an id is the caller's error."""
+    if value is None:
+        return None
+    parsed = parse_id(value)
+    if parsed is None:
+        raise ClientError(f"`filter.{field}` is not a valid id.", argument="filter")
+    return parsed

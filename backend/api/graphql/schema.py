@@ -35,6 +35,7 @@ from backend.api.graphql.resolvers.executions import (
 from backend.api.graphql.resolvers.secrets import SecretMutation, SecretQuery
 from backend.api.graphql.resolvers.tasks import TaskMutation, TaskQuery
 from backend.api.graphql.resolvers.tools import ToolMutation, ToolQuery
+from backend.api.graphql.resolvers.usage import UsageQuery
 from backend.api.graphql.storable import check_arguments
 from backend.config.settings import Settings
 
@@ -47,6 +48,7 @@ Query = merge_types(
         CrewaiQuery,
         ExecutionQuery,
         ExecutionCountQuery,
+        UsageQuery,
         ApiKeyQuery,
         CallerQuery,
         SecretQuery,

@@ -27,6 +27,20 @@ class ExecutionCreate(InputSchema):
         description="How long a wait for human input may last in this execution (default: "
         "the server's setting); what its end does is the server's setting too.",
     )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=10**12,
+        description="Stop the run (FAILED, BUDGET_EXCEEDED) once its tokens exceed this.",
+    )
+    max_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        allow_inf_nan=False,
+        description="Stop the run (FAILED, BUDGET_EXCEEDED) once its cost exceeds this many "
+        "USD; every model the crew uses needs a price.",
+    )
     idempotency_key: str | None = Field(
         default=None,
         min_length=1,

@@ -15,10 +15,12 @@ from strawberry.scalars import JSON
 from backend.api.graphql.context import Info
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.mirror import to_type
+from backend.core.usage import Usage as UsageSum
 from backend.schemas import (
     ExecutionEventResponse,
     ExecutionResponse,
     ExecutionTaskResponse,
+    UsageResponse,
 )
 
 if TYPE_CHECKING:
@@ -27,6 +29,16 @@ if TYPE_CHECKING:
 
 CrewRef = Annotated["Crew", strawberry.lazy("backend.api.graphql.types.crew")]
 ExecutionRef = Annotated["Execution", strawberry.lazy("backend.api.graphql.types.execution")]
+
+
+@strawberry.experimental.pydantic.type(model=UsageResponse, all_fields=True)
+class Usage:
+    input_tokens: strawberry.auto
+    output_tokens: strawberry.auto
+
+    @strawberry.field(description="Input and output tokens.")
+    def total_tokens(self) -> int:
+        return int(self.input_tokens + self.output_tokens)
 
 
 @strawberry.experimental.pydantic.type(model=ExecutionTaskResponse, all_fields=True)
@@ -52,6 +64,26 @@ class Execution:
     async def tasks(self, info: Info) -> list[ExecutionTask]:
         found = await info.context.loaders.execution_tasks.load(_uuid(self.id))
         return [execution_task_type(t) for t in found]
+
+    @strawberry.field(
+        description="Model requests, tokens and cost of all its tasks so far (cost null when a "
+        "model used has no price)."
+    )
+    async def usage(self, info: Info) -> Usage:
+        found = await info.context.loaders.execution_tasks.load(_uuid(self.id))
+        total = sum(
+            (
+                UsageSum(u.input_tokens, u.output_tokens, u.requests, u.cost_usd)
+                for u in (t.usage for t in found)
+            ),
+            UsageSum(),
+        )
+        return Usage(
+            input_tokens=total.input_tokens,
+            output_tokens=total.output_tokens,
+            requests=total.requests,
+            cost_usd=total.cost_usd,
+        )
 
     @strawberry.field(description="The crew it was launched from (null for inline configs).")
     async def crew(self, info: Info) -> CrewRef | None:

@@ -1,1 +1,0 @@
-"""Language-model providers: how an agent's `llm` string becomes a stream of text."""
