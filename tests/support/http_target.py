@@ -46,7 +46,13 @@ async def big(request: Request) -> Response:
 
 
 async def slow(request: Request) -> Response:
-    await asyncio.sleep(float(request.query_params.get("seconds", "5")))
+    """Answers after `seconds`, or stops waiting once the client has gone (a cancelled tool
+    call), so that the server can shut down without waiting out the rest."""
+    deadline = time.monotonic() + float(request.query_params.get("seconds", "5"))
+    while time.monotonic() < deadline:
+        if await request.is_disconnected():
+            return PlainTextResponse("gone")
+        await asyncio.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
     return PlainTextResponse("late")
 
 

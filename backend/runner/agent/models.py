@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from anthropic import AsyncAnthropic
-from openai import AsyncOpenAI
 from pydantic_ai.models import Model
-from pydantic_ai.models.anthropic import AnthropicModel
-from pydantic_ai.models.openai import OpenAIChatModel
-from pydantic_ai.providers.anthropic import AnthropicProvider
-from pydantic_ai.providers.openai import OpenAIProvider
 
 from backend.config.settings import Settings
 from backend.runner.agent.llm import LlmRef
 from backend.runner.agent.simulated import simulated_model
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from openai import AsyncOpenAI
 
 # The OpenAI SDK refuses to start without a key; local servers (Ollama, vLLM) need none.
 NO_KEY = "none"
@@ -74,27 +73,34 @@ class ModelFactory:
             )
             return ResolvedModel(model, price_key, "simulated", ())
         key = api_key or self.default_key(ref.provider)
+        # The SDKs are imported when first used: they take seconds to import, and a server
+        # whose agents are all simulated (or a CLI command) should not pay for them.
         if ref.provider == "openai":
+            from pydantic_ai.models.openai import OpenAIChatModel
+            from pydantic_ai.providers.openai import OpenAIProvider
+
             endpoint, password = _display(settings.openai_base_url)
-            openai = self._client(ref.provider, key)
-            assert isinstance(openai, AsyncOpenAI)
             chat = OpenAIChatModel(
-                ref.model_name(settings), provider=OpenAIProvider(openai_client=openai)
+                ref.model_name(settings),
+                provider=OpenAIProvider(openai_client=self._client(ref.provider, key)),
             )
             return ResolvedModel(chat, price_key, endpoint, tuple(s for s in (key, password) if s))
         if ref.provider == "anthropic":
+            from pydantic_ai.models.anthropic import AnthropicModel
+            from pydantic_ai.providers.anthropic import AnthropicProvider
+
             endpoint, password = _display(settings.anthropic_base_url or ANTHROPIC_URL)
-            anthropic = self._client(ref.provider, key)
-            assert isinstance(anthropic, AsyncAnthropic)
             claude = AnthropicModel(
-                ref.model_name(settings), provider=AnthropicProvider(anthropic_client=anthropic)
+                ref.model_name(settings),
+                provider=AnthropicProvider(anthropic_client=self._client(ref.provider, key)),
             )
             return ResolvedModel(
                 claude, price_key, endpoint, tuple(s for s in (key, password) if s)
             )
         raise UnknownProvider(f"unknown llm provider {ref.provider!r}")
 
-    def _client(self, provider: str, key: str | None) -> AsyncOpenAI | AsyncAnthropic:
+    def _client(self, provider: str, key: str | None) -> Any:
+        """The SDK client of `provider` for `key` (AsyncOpenAI or AsyncAnthropic)."""
         # Keyed by a digest, so the cache's keys are not secrets lying around in memory dumps.
         cache_key = (provider, hashlib.sha256((key or "").encode()).hexdigest())
         client = self._clients.get(cache_key)
@@ -104,6 +110,8 @@ class ModelFactory:
         return client
 
     def _openai(self, key: str | None) -> AsyncOpenAI:
+        from openai import AsyncOpenAI
+
         return AsyncOpenAI(
             api_key=key or NO_KEY,
             base_url=self.settings.openai_base_url,
@@ -112,6 +120,8 @@ class ModelFactory:
         )
 
     def _anthropic(self, key: str | None) -> AsyncAnthropic:
+        from anthropic import AsyncAnthropic
+
         return AsyncAnthropic(
             api_key=key or NO_KEY,
             base_url=self.settings.anthropic_base_url,
