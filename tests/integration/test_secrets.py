@@ -15,8 +15,7 @@ from loguru import logger
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from backend.config.logging import configure_logging
-from backend.config.settings import Settings, load_settings
+from backend.config.settings import Settings
 from backend.core.identity import Role
 from backend.core.secret_box import SecretBox, SecretUnreadable, generate_key
 from backend.db.engine import create_sessionmaker
@@ -26,8 +25,7 @@ from backend.repositories.unit_of_work import UnitOfWork
 from backend.services.bundle import Services
 from backend.services.secret_service import SecretMissing, SecretService, SecretsKeyRequired
 from tests.support.auth import bearer, make_key
-from tests.support.databases import make_settings
-from tests.support.log_files import read_logs
+from tests.support.log_files import file_logging_settings, logging_to_files, read_logs
 
 KEY = generate_key()
 VALUE = "sk-live-0123456789-do-not-leak"
@@ -41,26 +39,19 @@ DELETE = """mutation($name: String!) { deleteSecret(name: $name) { __typename
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return load_settings(
-        database_url=database_url,
+    return file_logging_settings(
+        database_url,
+        tmp_path / "logs",
         auth_enabled=True,
         rate_limit_per_second=0,
         secrets_key=KEY,
-        log_to_files=True,
-        log_dir=tmp_path / "logs",
-        log_level="DEBUG",
     )
 
 
 @pytest.fixture
 async def logs(settings: Settings) -> AsyncIterator[Path]:
-    """Every log line of the test goes to files under logs/ at DEBUG, as a deployment's would."""
-    configure_logging(settings)
-    try:
-        yield settings.log_dir
-    finally:
-        await logger.complete()
-        configure_logging(make_settings(settings.database_url))
+    async with logging_to_files(settings) as directory:
+        yield directory
 
 
 def client(app: Starlette, token: str) -> httpx.AsyncClient:

@@ -9,24 +9,22 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from loguru import logger
 from starlette.applications import Starlette
 
-from backend.config.logging import configure_logging
-from backend.config.settings import Settings, load_settings
+from backend.config.settings import Settings
 from backend.core.secret_box import generate_key
 from backend.models import DEFAULT_WORKSPACE_ID
 from backend.schemas.secret import SecretSet
 from backend.schemas.tool import McpHeader, McpServerCreate
 from backend.services.bundle import Services
-from tests.support.databases import make_settings
 from tests.support.executions import launch, wait_for
+from tests.support.factories import create_agent, create_crew, create_task
 from tests.support.graphql import GraphQLClient
 from tests.support.http_target import HttpTarget, http_target
-from tests.support.log_files import read_logs
+from tests.support.log_files import file_logging_settings, logging_to_files, read_logs
 from tests.support.mcp_server import RunningMcpServer, mcp_server
 
 TOKEN = "mcp-run-token-9f8e7d6c5b4a"
@@ -34,26 +32,20 @@ TOKEN = "mcp-run-token-9f8e7d6c5b4a"
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return load_settings(
-        database_url=database_url,
+    return file_logging_settings(
+        database_url,
+        tmp_path / "logs",
         auth_enabled=False,
         secrets_key=generate_key(),
         simulated_delay_seconds=0,
         http_tool_allow_private_addresses=True,
-        log_to_files=True,
-        log_dir=tmp_path / "logs",
-        log_level="DEBUG",
     )
 
 
 @pytest.fixture
 async def logs(settings: Settings) -> AsyncIterator[Path]:
-    configure_logging(settings)
-    try:
-        yield settings.log_dir
-    finally:
-        await logger.complete()
-        configure_logging(make_settings(settings.database_url))
+    async with logging_to_files(settings) as directory:
+        yield directory
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +58,6 @@ def calc() -> Iterator[RunningMcpServer]:
 def target() -> Iterator[HttpTarget]:
     with http_target() as running:
         yield running
-
-
-async def execute(client: GraphQLClient, query: str, **variables: Any) -> dict[str, Any]:
-    data = await client.execute(query, variables)
-    (result,) = data.values()
-    assert "id" in result, result
-    return dict(result)
 
 
 async def test_a_tool_using_crew_runs_and_keeps_its_secret(
@@ -99,37 +84,15 @@ async def test_a_tool_using_crew_runs_and_keeps_its_secret(
             "delay=0",
         ]
     )
-    agent = await execute(
+    agent_id = await create_agent(
         client,
-        """mutation($input: AgentCreateInput!) { createAgent(input: $input) {
-          ... on Agent { id } ... on Error { code message } } }""",
-        input={
-            "name": "calculator",
-            "role": "Calculator",
-            "goal": "Add numbers",
-            "llm": f"simulated/{script}",
-            "tools": ["mcp:calc/add", "mcp:calc/explode"],
-        },
+        "calculator",
+        llm=f"simulated/{script}",
+        tools=["mcp:calc/add", "mcp:calc/explode"],
     )
-    task = await execute(
-        client,
-        """mutation($input: TaskCreateInput!) { createTask(input: $input) {
-          ... on Task { id } ... on Error { code message } } }""",
-        input={
-            "name": "sum",
-            "description": "Add 2 and 3",
-            "expectedOutput": "the sum",
-            "agentId": agent["id"],
-            "tools": ["http_request"],
-        },
-    )
-    crew = await execute(
-        client,
-        """mutation($input: CrewCreateInput!) { createCrew(input: $input) {
-          ... on Crew { id } ... on Error { code message } } }""",
-        input={"name": "calc crew", "taskIds": [task["id"]]},
-    )
-    launched = await launch(client, crewId=crew["id"])
+    task_id = await create_task(client, "sum", agent_id, tools=["http_request"])
+    crew_id = await create_crew(client, "calc crew", [task_id])
+    launched = await launch(client, crewId=crew_id)
     done = await wait_for(client, launched["id"], within=60)
     assert done["status"] == "COMPLETED", done
 
