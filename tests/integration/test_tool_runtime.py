@@ -5,7 +5,9 @@ and PostgreSQL. Failing, slow and oversized tools come back to the model as fail
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +24,10 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy import delete
 from starlette.applications import Starlette
 
-from backend.config.settings import Settings
+from backend.config.settings import Settings, StdioServer
 from backend.core.errors import InUse
 from backend.core.secret_box import generate_key
+from backend.main import create_app
 from backend.models import DEFAULT_WORKSPACE_ID, Secret
 from backend.runner.tools import Toolbox, build_toolsets
 from backend.schemas.secret import SecretSet
@@ -190,3 +193,36 @@ async def test_tool_lists_are_kept_briefly_and_fetched_once_at_a_time(
     now[0] = 31.0
     await lister.tools(endpoint)
     assert len(calc.requests) - before == 2 * first
+
+
+@pytest.fixture
+def stdio_settings(database_url: str, backend: str) -> Settings:
+    if backend != "sqlite":
+        pytest.skip("starting a stdio server does not depend on the database: once is enough")
+    root = Path(__file__).resolve().parents[2]
+    server = StdioServer(
+        command=sys.executable, args=["-m", "tests.support.mcp_server"], cwd=str(root)
+    )
+    return make_settings(
+        database_url,
+        secrets_key=generate_key(),
+        mcp_connect_timeout_seconds=30,
+        mcp_stdio_servers={"local": server},
+    )
+
+
+async def test_stdio_servers_come_from_the_settings(stdio_settings: Settings) -> None:
+    """A process-based MCP server listed in the settings: in the catalog of every workspace, and
+    its tools run; it cannot be registered through the API (test_mcp_servers_api.py)."""
+    app = create_app(stdio_settings)
+    try:
+        services: Services = app.state.services
+        catalog = [t.name for t in await services.tools.catalog(WS)]
+        assert "mcp:local/add" in catalog
+        toolbox = await build_toolsets(
+            WS, ["mcp:local/add"], source=services.tools, settings=stdio_settings
+        )
+        got = await run(toolbox, [("mcp_local__add", {"a": 20, "b": 22})])
+        assert got["mcp_local__add"].content == 42
+    finally:
+        await app.state.engine.dispose()

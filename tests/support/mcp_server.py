@@ -95,3 +95,9 @@ def mcp_server(
     finally:
         uvicorn_server.should_exit = True
         thread.join(timeout=10)
+
+
+if __name__ == "__main__":
+    # `python -m tests.support.mcp_server`: the same server over stdio, as a process that
+    # CREWQL_MCP_STDIO_SERVERS starts.
+    build_server().run("stdio")
