@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.shared_events = view.shared_events  # what subscribers shared (tests, bench)
     app.state.services = services
     app.state.head_revision = head_revision(settings.database_url)
     return app

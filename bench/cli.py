@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import fanout, pg, run, scaled, throughput
+from bench import fanout, pg, run, scaled, targets, throughput
 from bench.session import run_guarded, say
 
 SUITES = ("crews", "fanout", "throughput", "scaled")
@@ -75,21 +75,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _fanout(args: argparse.Namespace) -> int:
+def _fanout(args: argparse.Namespace, reports: targets.Reports) -> int:
     code, report = run_guarded("fanout", args, fanout.run)
     if code or report is None:
         return code or 1
     results, failures = report
+    reports.fanout = results
     passed = not failures and all(r.passed for r in results)
     return 1 if args.strict and not passed else 0
 
 
-def _throughput(args: argparse.Namespace) -> int:
+def _throughput(args: argparse.Namespace, reports: targets.Reports) -> int:
     """Passed: on each database, the best runner concurrency reaches the target."""
     code, report = run_guarded("throughput", args, throughput.run)
     if code or report is None:
         return code or 1
     results, failures = report
+    reports.throughput = results
     passed = not failures and all(
         any(r.passed for r in results if r.database == database)
         for database in {r.database for r in results}
@@ -97,17 +99,19 @@ def _throughput(args: argparse.Namespace) -> int:
     return 1 if args.strict and not passed else 0
 
 
-def _scaled(args: argparse.Namespace) -> int:
+def _scaled(args: argparse.Namespace, reports: targets.Reports) -> int:
     """Passed: 2 workers >= 1.6 x one, every run complete, fan-out gapless within target."""
     code, report = run_guarded("scaled", args, scaled.run)
     if code or report is None:
         return code or 1
+    reports.scaled = report
     return 1 if args.strict and report.skipped is None and not report.passed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     worst = 0
+    reports = targets.Reports()
     for index, name in enumerate(args.suites):
         if index:
             say("")
@@ -115,12 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "crews":
             code = run.suite(args)
         elif name == "fanout":
-            code = _fanout(args)
+            code = _fanout(args, reports)
         elif name == "throughput":
-            code = _throughput(args)
+            code = _throughput(args, reports)
         else:
-            code = _scaled(args)
+            code = _scaled(args, reports)
         if code == 130:
             return 130  # interrupted: the remaining suites do not run
         worst = max(worst, code)
+    if set(args.suites) & {"fanout", "throughput", "scaled"}:
+        say("")
+        say(targets.summary(reports))
     return worst

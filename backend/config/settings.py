@@ -185,6 +185,9 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(default=20.0, ge=0)
     rate_limit_burst: int = Field(default=40, ge=1)
     max_subscriptions_per_key: int = Field(default=100, ge=0)
+    # Subscribers of the same selection, workspace and role share each event's execution and
+    # encoded payload (api/graphql/shared_events.py); off only to measure what it saves.
+    subscription_sharing: bool = True
     # Across every worker: further executions of the key stay QUEUED (0: no cap).
     max_running_executions_per_key: int = Field(default=10, ge=0)
     # Comma-separated browser origins allowed to open websockets, e.g. http://localhost:5173

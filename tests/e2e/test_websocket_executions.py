@@ -662,3 +662,45 @@ async def test_subscribers_that_overflow_their_buffer_still_get_every_event(
     assert_completed_run(final["events"], execution_id)
     for result in results:
         assert result.field("executionEvents") == final["events"]
+
+
+# ----------------------------------------------------------------------------- shared work
+
+
+async def test_subscribers_with_mixed_cursors_share_each_event(
+    server: LoopLiveServer, api: Api
+) -> None:
+    """Subscribers of one selection share each event's execution and payload
+    (api/graphql/shared_events.py), yet each gets exactly its own sequence: from its `after`,
+    gapless, in order, then complete; over both protocols and on shared sockets."""
+    shared = server.app.state.shared_events
+    hits_before = await server.call(lambda: int(shared.hits))
+    execution_id = await api.launch(await api.crew())
+    cursors: list[int | None] = [None, 0, 1, 3, 7]
+
+    async def on_one_socket(after: int | None) -> list[OperationResult]:
+        async with GraphQLWebSocket.connect(server.ws_url, TRANSPORT_WS) as ws:
+            variables = {"id": execution_id, "after": after}
+            ops = [await ws.subscribe(EVENTS, variables) for _ in range(2)]
+            return [await ws.collect(op, within=RECV_TIMEOUT) for op in ops]
+
+    async def alone(protocol: Protocol, after: int | None) -> list[OperationResult]:
+        return [await watch(server, protocol, execution_id, after)]
+
+    jobs = [alone(p, after) for after in cursors for p in PROTOCOLS]
+    jobs += [on_one_socket(after) for after in cursors]
+    groups = await asyncio.wait_for(asyncio.gather(*jobs), 30)
+    wanted = [after for after in cursors for _ in PROTOCOLS] + [a for a in cursors for _ in "ab"]
+    results = [r for group in groups for r in group]
+
+    final = await api.execution(execution_id)
+    assert_completed_run(final["events"], execution_id)
+    for after, result in zip(wanted, results, strict=True):
+        assert result.errors == []
+        assert result.ended_by == "complete"
+        expected = [e for e in final["events"] if e["seq"] > (after or 0)]
+        assert result.field("executionEvents") == expected, after
+    hits = await server.call(lambda: int(shared.hits)) - hits_before
+    # 20 subscribers of one selection: all but (at most) the first per event reused its result.
+    assert hits >= len(final["events"]), hits
+    await wait_for_subscribers(server, 0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +20,9 @@ from backend.config.settings import Settings
 from backend.core.auth import Unauthenticated
 from backend.core.identity import Principal
 from backend.services.bundle import Services
+
+if TYPE_CHECKING:
+    from backend.api.graphql.shared_events import SharedEvents
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Context:
     # `connection_init` payload's key is checked). None only before that.
     principal: Principal | None = None
     connection_params: dict[str, Any] | None = field(default=None)
+    # The process's memo of per-event subscription results (shared_events.py); None: not shared.
+    shared_events: SharedEvents | None = None
 
     @property
     def workspace_id(self) -> uuid.UUID:

@@ -36,6 +36,7 @@ from backend.api.graphql.resolvers.secrets import SecretMutation, SecretQuery
 from backend.api.graphql.resolvers.tasks import TaskMutation, TaskQuery
 from backend.api.graphql.resolvers.tools import ToolMutation, ToolQuery
 from backend.api.graphql.resolvers.usage import UsageQuery
+from backend.api.graphql.shared_events import SharingExecutionContext
 from backend.api.graphql.storable import check_arguments
 from backend.config.settings import Settings
 
@@ -179,5 +180,6 @@ def build_schema(settings: Settings, **kwargs: Any) -> CrewQLSchema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=build_extensions(settings),
+        execution_context_class=SharingExecutionContext,
         **kwargs,
     )

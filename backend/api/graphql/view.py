@@ -58,6 +58,7 @@ from backend.api.graphql.negotiation import (
 )
 from backend.api.graphql.persisted import fill_query
 from backend.api.graphql.request_errors import format_request_error, is_request_error
+from backend.api.graphql.shared_events import SharedEvents
 from backend.api.graphql.streaming import (
     PROTOCOLS,
     STREAM_TRANSPORTS,
@@ -120,6 +121,8 @@ class GraphQLView(GraphQL[Context, None]):
         # is revoked.
         self.revocations = RevocationWatcher(services)
         self.streams = StreamSlots(services, self.revocations)
+        # Subscribers of one selection share each event's execution and encoded payload.
+        self.shared_events = SharedEvents(enabled=settings.subscription_sharing)
 
     # ------------------------------------------------------------------ ASGI entry
 
@@ -238,6 +241,7 @@ class GraphQLView(GraphQL[Context, None]):
             services=self.services,
             principal=principal,
             loaders=Loaders(self.services, workspace_id),
+            shared_events=self.shared_events,
         )
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:

@@ -15,7 +15,7 @@ that does not parse and enforces the per-socket message rate.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from json import JSONDecodeError
 from typing import Any, Literal
@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, StrictStr, TypeAdapter, ValidationError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
-from strawberry.http.exceptions import NonTextMessageReceived
+from strawberry.http.exceptions import NonTextMessageReceived, WebSocketDisconnected
 
 from backend.core.rate_limit import TokenBucketLimiter
 
@@ -133,6 +133,23 @@ class GuardedWebSocket(ASGIWebSocketAdapter):
                 yield frame
         except WebSocketDisconnect:
             pass
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        """A `next`/`data` message whose payload is a result other subscribers share
+        (shared_events.py) goes out with the payload encoded once for all of them; any other
+        message is encoded as Strawberry does."""
+        payload = message.get("payload")
+        view: Any = self.view
+        if isinstance(payload, dict) and len(payload) == 1 and "data" in payload:
+            shared = view.shared_events.encoded_payload(payload["data"], view.encode_json)
+            if shared is not None:
+                head: str = view.encode_json({k: v for k, v in message.items() if k != "payload"})
+                try:
+                    await self.ws.send_text(f'{head[:-1]},"payload":{shared}}}')
+                except WebSocketDisconnect as exc:  # as Strawberry's send_json reports it
+                    raise WebSocketDisconnected from exc
+                return
+        await super().send_json(message)
 
 
 _OBJECT = TypeAdapter(dict[str, Any])
