@@ -4,6 +4,8 @@
 - fanout: 1,000 websocket subscribers to one execution, commit-to-receipt latency (bench/fanout.py);
 - throughput: 1,000 executions through the embedded runner, executions a second
   (bench/throughput.py);
+- agents: CPU per model request and per tool call of the agent runtime, crewql's runner against
+  PydanticAI alone (bench/agents.py);
 - scaled: PostgreSQL only: 1, 2, 4 `crewql worker` processes behind an API replica, and fan-out
   over two replicas (bench/scaled.py; skipped, saying so, without PostgreSQL).
 
@@ -17,10 +19,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import fanout, pg, run, scaled, targets, throughput
+from bench import agents, fanout, pg, run, scaled, targets, throughput
 from bench.session import run_guarded, say
 
-SUITES = ("crews", "fanout", "throughput", "scaled")
+SUITES = ("crews", "fanout", "throughput", "agents", "scaled")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -32,7 +34,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "suites",
         nargs="*",
         metavar="suite",
-        help="crews, fanout, throughput, scaled or all (the default); several run in order",
+        help="crews, fanout, throughput, agents, scaled or all (the default); several run in order",
     )
     parser.add_argument(
         "--postgres-url",
@@ -55,6 +57,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     fanout.add_arguments(parser)
     throughput.add_arguments(parser)
     scaled.add_arguments(parser)
+    agents.add_arguments(parser)
     args = parser.parse_args(argv)
     chosen: list[str] = []
     for name in args.suites or ["all"]:
@@ -108,6 +111,13 @@ def _scaled(args: argparse.Namespace, reports: targets.Reports) -> int:
     return 1 if args.strict and report.skipped is None and not report.passed else 0
 
 
+def _agents(args: argparse.Namespace) -> int:
+    code, result = run_guarded("agents", args, lambda _session: agents.run(args))
+    if code or result is None:
+        return code or 1
+    return 1 if args.strict and not result.passed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     worst = 0
@@ -122,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _fanout(args, reports)
         elif name == "throughput":
             code = _throughput(args, reports)
+        elif name == "agents":
+            code = _agents(args)
         else:
             code = _scaled(args, reports)
         if code == 130:
