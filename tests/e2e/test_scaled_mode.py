@@ -759,3 +759,39 @@ async def test_sigterm_stops_a_worker_gracefully(cluster: ScaledCluster) -> None
     log = worker.log()[mark:]
     assert re.search(r"waiting up to [\d.]+s for 2 execution\(s\)", log), log
     assert log.rstrip().endswith("crewql worker stopped")
+
+
+# ============================================================================ a tool-using crew
+
+
+async def test_a_worker_runs_a_crew_whose_agent_calls_a_tool(cluster: ScaledCluster) -> None:
+    """The agent runtime in a `crewql worker`: a scripted simulated model calls `current_time`,
+    the tool's events reach the API replica's readers in order with the rest."""
+    replica = cluster.start_replica()
+    worker = cluster.start_worker()
+    await cluster.ready()
+    async with Api.of(replica) as api:
+        agent = await create_agent(
+            api.client,
+            "scaled clerk",
+            llm="simulated/call=current_time,call=current_time,delay=0.2",
+            tools=["current_time"],
+        )
+        task = await create_task(api.client, "scaled time", agent, description="Time in {topic}")
+        execution_id = await api.launch(await create_crew(api.client, "scaled clock", [task]))
+        deadline = time.monotonic() + 60
+        found = await api.execution(execution_id)
+        while found["status"] not in TERMINAL and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            found = await api.execution(execution_id)
+    assert found["status"] == "COMPLETED", found["error"]
+    events = found["events"]
+    assert_gapless(events, execution_id, "EXECUTION_COMPLETED")
+    assert started_on(events) == cluster.worker_id(worker)
+    kinds = [e["type"] for e in events if e["type"].startswith(("TOOL_CALL_", "LLM_REQUEST"))]
+    assert kinds == ["LLM_REQUEST", "TOOL_CALL_STARTED", "TOOL_CALL_COMPLETED"] * 2 + [
+        "LLM_REQUEST"
+    ]
+    assert {e["data"]["tool"] for e in events if e["type"] == "TOOL_CALL_COMPLETED"} == {
+        "current_time"
+    }
