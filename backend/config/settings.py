@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     # requests in one task; a task running longer than the timeout fails.
     agent_max_requests: int = Field(default=20, ge=1, le=1_000)
     task_timeout_seconds: float = Field(default=600.0, gt=0)
+    # A task with an output schema: answers that do not validate are sent back at most this often.
+    output_retries: int = Field(default=2, ge=0, le=10)
     # What a TOOL_CALL_* event keeps of a tool's arguments and result.
     tool_event_preview_chars: int = Field(default=500, ge=0, le=100_000)
     # USD per million tokens, by model as in an agent's llm ("openai/gpt-4o-mini", "simulated"):

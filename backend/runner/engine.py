@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pydantic_ai.exceptions import RunTimedOut, UsageLimitExceeded
+from pydantic_ai.exceptions import RunTimedOut, UnexpectedModelBehavior, UsageLimitExceeded
 
 from backend.config.settings import Settings
 from backend.core.usage import Usage
@@ -58,7 +58,7 @@ class Reporter(Protocol):
 
     async def tool_call(self, position: int, ok: bool | None, data: dict[str, Any]) -> None: ...
 
-    async def task_completed(self, position: int, output: str) -> None: ...
+    async def task_completed(self, position: int, output: str, output_json: Any = None) -> None: ...
 
     async def task_failed(self, position: int, error: str, output: str) -> None: ...
 
@@ -139,6 +139,9 @@ class SequentialEngine:
         feedback. A task with `human_input` stops the run after its answer (AwaitingInput)."""
         resume = job.resume
         outputs: dict[str, str] = {}
+        # Structured answers (tasks with an output schema); their text is the JSON, which is
+        # what later tasks read as context.
+        jsons: dict[str, Any] = {job.config.tasks[p].name: v for p, v in resume.json.items()}
         this_run = Usage()
         for position, task in enumerate(job.config.tasks):
             if position in resume.outputs:
@@ -188,13 +191,12 @@ class SequentialEngine:
             this_run = this_run + progress.usage
             output = progress.final if progress.final is not None else progress.output
             outputs[task.name] = output
-            await reporter.task_completed(position, output)
+            if progress.final_json is not None:
+                jsons[task.name] = progress.final_json
+            await reporter.task_completed(position, output, progress.final_json)
             if task.human_input:
                 raise AwaitingInput(position)
-        return {
-            "tasks": [{"name": t.name, "output": outputs[t.name]} for t in job.config.tasks],
-            "final": outputs[job.config.tasks[-1].name],
-        }
+        return result_of(job.config, outputs, jsons)
 
     def _failure(self, exc: Exception, spec: TaskRun) -> tuple[str, str] | None:
         """The message (secrets redacted) and code for a failed run; None for the unexpected."""
@@ -210,8 +212,29 @@ class SequentialEngine:
             return None
         if isinstance(exc, RunTimedOut):
             code = "TASK_TIMEOUT"
+        elif isinstance(exc, UnexpectedModelBehavior) and spec.output_schema is not None:
+            code = "OUTPUT_SCHEMA_MISMATCH"  # no answer fitted the schema within the retries
         elif isinstance(exc, UsageLimitExceeded):
             code = "MAX_ITERATIONS"
         else:
             code = "MODEL_ERROR"
         return spec.redact(message), code
+
+
+def result_of(config: CrewConfig, outputs: dict[str, str], jsons: dict[str, Any]) -> dict[str, Any]:
+    """`Execution.result`: each task's output (and its JSON, for a structured answer), and the
+    last task's as `final` (`finalJson`)."""
+    tasks = [
+        {
+            "name": t.name,
+            "output": outputs[t.name],
+            **({"json": jsons[t.name]} if t.name in jsons else {}),
+        }
+        for t in config.tasks
+    ]
+    last = config.tasks[-1].name
+    return {
+        "tasks": tasks,
+        "final": outputs[last],
+        **({"finalJson": jsons[last]} if last in jsons else {}),
+    }

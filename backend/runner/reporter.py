@@ -115,9 +115,10 @@ class ExecutionReporter:
             self._steps.append(Step(StepKind.OUTPUT, position, chunk))
         await self._added()
 
-    async def task_completed(self, position: int, output: str) -> None:
+    async def task_completed(self, position: int, output: str, output_json: Any = None) -> None:
         self.trace.task_finished(position, "COMPLETED")
-        self._steps.append(Step(StepKind.COMPLETED, position, output=output))
+        data = {"outputJson": output_json} if output_json is not None else None
+        self._steps.append(Step(StepKind.COMPLETED, position, output=output, data=data))
         await self._added()
 
     async def model_request(self, position: int, task_usage: Usage, data: dict[str, Any]) -> None:

@@ -77,12 +77,16 @@ def plan(
         elif step.kind == StepKind.COMPLETED:
             write.values.update(status=TaskStatus.COMPLETED, output=step.output, finished_at=now)
             write.append = ""  # the whole output replaces what was appended
+            structured = step.data is not None and "outputJson" in step.data
+            if structured:
+                write.values["output_json"] = step.data["outputJson"]  # type: ignore[index]
             events.append(
                 ProgressEvent(
                     EventType.TASK_COMPLETED,
                     f"Task {task.name!r} completed.",
                     step.position,
-                    {"task": task.name, "outputChars": len(step.output)},
+                    {"task": task.name, "outputChars": len(step.output)}
+                    | ({"structured": True} if structured else {}),
                 )
             )
         elif step.kind == StepKind.FAILED:

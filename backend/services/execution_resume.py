@@ -46,14 +46,18 @@ class Resume:
 
     outputs: dict[int, str] = field(default_factory=dict)
     redo: Redo | None = None
+    # The structured answers among them (tasks with an output schema), by position.
+    json: dict[int, Any] = field(default_factory=dict)
 
 
 def resume_of(task_rows: Sequence[Row[Any]], response: dict[str, Any] | None) -> Resume:
-    outputs = {t.position: t.output for t in task_rows if t.status == TaskStatus.COMPLETED}
+    done = [t for t in task_rows if t.status == TaskStatus.COMPLETED]
+    outputs = {t.position: t.output for t in done}
+    structured = {t.position: t.output_json for t in done if t.output_json is not None}
     redo = None
     if response and response.get("feedback"):
         redo = Redo(int(response["position"]), str(response["answer"]), str(response["feedback"]))
-    return Resume(outputs, redo)
+    return Resume(outputs, redo, structured)
 
 
 def waiting_position(task_rows: Sequence[Row[Any]]) -> int:

@@ -50,7 +50,7 @@ class Recorder:
         kind = "tool_started" if ok is None else "tool_completed" if ok else "tool_failed"
         self.steps.append((kind, position, data))
 
-    async def task_completed(self, position: int, output: str) -> None:
+    async def task_completed(self, position: int, output: str, output_json: Any = None) -> None:
         self.steps.append(("completed", position, output))
 
     async def task_failed(self, position: int, error: str, output: str) -> None:

@@ -9,6 +9,9 @@ a script written in the llm string's options, comma-separated after the slash:
 - `call=<tool>` or `call=<tool>{json arguments}`: one model request that calls that tool; several
   `call=` options make several requests, in order. Then comes the final answer, which quotes
   what each tool returned.
+- a task with an output schema gets an answer that fits it (a deterministic sample of the schema,
+  words from the prompt), through PydanticAI's output tool; `mismatch=<n>`: the first n answers
+  set every property to null instead, so the run has to retry (output validation).
 
     simulated/call=current_time,call=http_request{"url":"http://127.0.0.1:8000/healthz"},delay=0
 
@@ -29,6 +32,7 @@ from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
+    ToolCallPart,
     ToolReturnPart,
     UserPromptPart,
 )
@@ -36,6 +40,7 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls
 
 from backend.runner.tools import model_tool_name
 from backend.schemas.tool.names import parse_tool_name
+from backend.utils.json_sample import sample
 
 WORDS = [
     *("analysis", "insight", "evidence", "summary", "plan", "draft", "outline", "finding"),
@@ -62,6 +67,7 @@ class Script:
     chunk: int
     fail: bool = False
     calls: tuple[ScriptedCall, ...] = field(default_factory=tuple)
+    mismatch: int = 0
 
 
 def _split_options(options: str) -> list[str]:
@@ -108,7 +114,7 @@ def _call(value: str) -> ScriptedCall:
 
 def parse_script(options: str, default_delay: float, default_chunk: int) -> Script:
     """The script in `options` (the part of the llm string after `simulated/`)."""
-    delay, chunk, fail, calls = default_delay, default_chunk, False, []
+    delay, chunk, fail, calls, mismatch = default_delay, default_chunk, False, [], 0
     for part in _split_options(options):
         key, equals, value = part.partition("=")
         try:
@@ -124,13 +130,18 @@ def parse_script(options: str, default_delay: float, default_chunk: int) -> Scri
                 fail = True
             elif key == "call" and equals:
                 calls.append(_call(value))
+            elif key == "mismatch" and equals:
+                mismatch = int(value)
+                if mismatch < 0:
+                    raise ValueError(value)
             else:
                 raise SimulatedFailure(
-                    f"unknown simulated option {part!r} (known: delay=, chunk=, fail, call=)"
+                    f"unknown simulated option {part!r} "
+                    "(known: delay=, chunk=, fail, call=, mismatch=)"
                 )
         except ValueError:
             raise SimulatedFailure(f"bad value in simulated option {part!r}") from None
-    return Script(delay, chunk, fail, tuple(calls))
+    return Script(delay, chunk, fail, tuple(calls), mismatch)
 
 
 def _prompt_text(messages: list[ModelMessage], instructions: str | None) -> str:
@@ -153,10 +164,33 @@ def _tool_results(messages: list[ModelMessage]) -> list[str]:
     return lines
 
 
+def _words(messages: list[ModelMessage], instructions: str | None) -> tuple[bytes, list[str]]:
+    digest = hashlib.sha256(_prompt_text(messages, instructions).encode()).digest()
+    return digest, [WORDS[b % len(WORDS)] for b in digest[:24]]
+
+
+def structured_answer(
+    messages: list[ModelMessage], info: AgentInfo, mismatch: int
+) -> dict[int, DeltaToolCall]:
+    """A call of the output tool with arguments that fit its schema (or, for the first
+    `mismatch` attempts, that do not: every property null)."""
+    tool = info.output_tools[0]
+    _, words = _words(messages, info.instructions)
+    value = sample(tool.parameters_json_schema, lambda n: words[n % len(words)])
+    attempts = sum(  # earlier calls of the output tool: each was sent back
+        isinstance(part, ToolCallPart) and part.tool_name == tool.name
+        for message in messages
+        if isinstance(message, ModelResponse)
+        for part in message.parts
+    )
+    if attempts < mismatch and isinstance(value, dict):
+        value = dict.fromkeys(value)
+    return {0: DeltaToolCall(tool.name, json.dumps(value), tool_call_id=f"sim-out-{attempts}")}
+
+
 def answer(messages: list[ModelMessage], instructions: str | None) -> str:
     prompt = _prompt_text(messages, instructions)
-    digest = hashlib.sha256(prompt.encode()).digest()
-    words = [WORDS[b % len(WORDS)] for b in digest[:24]]
+    digest, words = _words(messages, instructions)
     task_line = next(
         (line for line in prompt.splitlines() if line.startswith("Task: ")), "Task: (none)"
     )
@@ -204,6 +238,10 @@ class SimulatedStream:
                 )
             await asyncio.sleep(0)  # an await point, so cancellation is honoured
             yield {0: DeltaToolCall(name, call.args_json, tool_call_id=f"sim-{step + 1}")}
+            return
+        if info.output_tools and not info.allow_text_output:
+            await asyncio.sleep(self.script.delay)
+            yield structured_answer(messages, info, self.script.mismatch)
             return
         text = answer(messages, info.instructions)
         size = self.script.chunk

@@ -39,6 +39,7 @@ from backend.config.settings import ModelPrice
 from backend.core.usage import Usage
 from backend.runner.agent.errors import Redactor
 from backend.runner.agent.models import ResolvedModel
+from backend.runner.agent.structured import as_text, structured_agent
 from backend.runner.agent.tool_events import ToolCallTracker
 from backend.runner.agent.usage import priced
 
@@ -63,6 +64,7 @@ class TaskLimits:
     max_requests: int
     timeout_seconds: float
     tool_preview_chars: int
+    output_retries: int = 2  # answers that miss the output schema, asked again at most this often
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class TaskRun:
     # Redoing the task: its previous answer and what to say about it (a person's feedback). The
     # run continues that conversation: prompt, previous answer, then this.
     again: tuple[str, str] | None = None
+    # The task's outputSchema: the answer is then a JSON object that validates against it.
+    output_schema: dict[str, Any] | None = None
 
     def conversation(self) -> tuple[str, list[ModelMessage]]:
         """The user prompt of this run, and the messages before it."""
@@ -102,6 +106,7 @@ class TaskProgress:
     output: str = ""
     usage: Usage = field(default_factory=Usage)
     final: str | None = None
+    final_json: Any = None  # the structured answer, when the task has an output schema
 
 
 async def run_task(spec: TaskRun, sink: TaskSink, progress: TaskProgress) -> TaskProgress:
@@ -110,7 +115,17 @@ async def run_task(spec: TaskRun, sink: TaskSink, progress: TaskProgress) -> Tas
     sink raised."""
     sink.check_cancelled()
     settings = ModelSettings(temperature=spec.temperature) if spec.temperature is not None else None
-    agent = Agent(spec.model.model, instructions=spec.instructions, name=spec.agent_name)
+    agent: Agent[None, Any]
+    if spec.output_schema is None:
+        agent = Agent(spec.model.model, instructions=spec.instructions, name=spec.agent_name)
+    else:
+        agent = structured_agent(
+            spec.model.model,
+            spec.instructions,
+            spec.agent_name,
+            spec.output_schema,
+            spec.limits.output_retries,
+        )
     tools = ToolCallTracker(spec.redact, spec.limits.tool_preview_chars, spec.tool_names)
     requests = 0
     prompt, history = spec.conversation()
@@ -164,7 +179,14 @@ async def run_task(spec: TaskRun, sink: TaskSink, progress: TaskProgress) -> Tas
                             sink.check_cancelled()  # after the result: it is recorded
         result = run.result
     assert result is not None
-    progress.final = str(result.output)
+    if spec.output_schema is None:
+        progress.final = str(result.output)
+        return progress
+    progress.final_json = result.output
+    progress.final = as_text(result.output)
+    if not progress.output:  # the answer came as a tool call: show it as the task's output
+        progress.output = progress.final
+        await sink.output(progress.final)
     return progress
 
 

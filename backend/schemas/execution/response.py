@@ -44,6 +44,10 @@ class ExecutionTaskResponse(ResponseSchema):
     usage: UsageResponse = Field(
         default_factory=UsageResponse, description="Its model requests, tokens and cost so far."
     )
+    output_json: Any = Field(
+        default=None,
+        description="The answer as JSON, when the task has an output schema (it validated).",
+    )
 
     @classmethod
     def of_row(cls, values: Mapping[Any, Any]) -> ExecutionTaskResponse:

@@ -43,7 +43,9 @@ class Usage:
 
 @strawberry.experimental.pydantic.type(model=ExecutionTaskResponse, all_fields=True)
 class ExecutionTask:
-    pass
+    output_json: JSON | None = strawberry.field(
+        description="The answer as JSON, when the task has an output schema (it validated)."
+    )
 
 
 @strawberry.experimental.pydantic.type(model=ExecutionEventResponse, all_fields=True)
