@@ -6,6 +6,7 @@
   (bench/throughput.py);
 - agents: CPU per model request and per tool call of the agent runtime, crewql's runner against
   PydanticAI alone (bench/agents.py);
+- converter: CPU per object of the response-schema → Strawberry converter (bench/converter.py);
 - scaled: PostgreSQL only: 1, 2, 4 `crewql worker` processes behind an API replica, and fan-out
   over two replicas (bench/scaled.py; skipped, saying so, without PostgreSQL).
 
@@ -19,10 +20,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import agents, fanout, pg, run, scaled, targets, throughput
+from bench import agents, converter, fanout, pg, run, scaled, targets, throughput
 from bench.session import run_guarded, say
 
-SUITES = ("crews", "fanout", "throughput", "agents", "scaled")
+SUITES = ("crews", "fanout", "throughput", "agents", "scaled", "converter")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -134,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = _throughput(args, reports)
         elif name == "agents":
             code = _agents(args)
+        elif name == "converter":
+            code = converter.suite()
         else:
             code = _scaled(args, reports)
         if code == 130:
