@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Row, bindparam, case, func, insert, select
 
 from backend.models import Execution, ExecutionEvent, ExecutionTask
 from backend.repositories.base import BaseRepository
+from backend.schemas import ExecutionStatus
 from backend.schemas.common import Page, PageRequest
 from backend.schemas.usage import UsageFilter, UsageGroupBy
 
@@ -31,6 +32,25 @@ class ExecutionRepository(BaseRepository[Execution]):
             self._select(workspace_id)
             .where(Execution.id == execution_id)
             .with_for_update(skip_locked=skip_locked)
+        )
+        row: Row[Any] | None = (await self.session.execute(stmt)).first()
+        return row
+
+    async def get_leased_for_update(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, worker_id: str, now: datetime
+    ) -> Row[Any] | None:
+        """The running row, locked until commit, only if `worker_id` still holds its lease at
+        `now`: the fencing check and the lock are one statement, so nothing can take the lease
+        between them, and every write after it in the transaction is the lease holder's."""
+        stmt = (
+            self._select(workspace_id)
+            .where(
+                Execution.id == execution_id,
+                Execution.worker_id == worker_id,
+                Execution.lease_expires_at > now,
+                Execution.status.in_([ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING]),
+            )
+            .with_for_update()
         )
         row: Row[Any] | None = (await self.session.execute(stmt)).first()
         return row

@@ -98,7 +98,13 @@ class ExecutionQueueRepository:
             return
         await self.session.execute(
             update(Execution)
-            .where(Execution.id.in_(list(execution_ids)), Execution.worker_id == worker_id)
+            .where(
+                Execution.id.in_(list(execution_ids)),
+                Execution.worker_id == worker_id,
+                # A lease that ran out is lost, not renewed: a reaper may be crashing the
+                # execution already, and the writes of its worker are fenced off.
+                Execution.lease_expires_at > now,
+            )
             .values(heartbeat_at=now, lease_expires_at=lease_until)
         )
 

@@ -1,9 +1,16 @@
 """The run lifecycle of an execution: what runners call while they run one.
 
 Claim (QUEUED -> RUNNING with a lease), heartbeat (renew the lease), record progress in batches,
-finish (completed, failed, cancelled), and reap executions whose runner is gone. The API side
-(launch, read, cancel, retry) is `execution_service.py`, watching is `execution_watch.py`; status
-and events are written only through `execution_record.record`.
+finish (completed, failed, cancelled), and reap executions whose runner is gone.
+
+Fencing: every write of a running execution starts with one statement that locks its row only
+if this worker still holds an unexpired lease on it (`get_leased_for_update`); otherwise the
+write raises ExecutionGone saying why, and the runner stops that execution. A worker frozen past
+its lease (SIGSTOP, a long GC pause, a partition) therefore cannot write after it resumes, even
+before a reaper has marked the execution CRASHED; a lease that ran out is not renewed either.
+
+The API side (launch, read, cancel, retry) is `execution_service.py`, watching is
+`execution_watch.py`; status and events are written only through `execution_record.record`.
 """
 
 from __future__ import annotations
@@ -64,6 +71,8 @@ class RunHandle:
     max_cost_usd: float | None = None
     # What its tasks used before a wait for human input (counted against the budget).
     used: dict[int, UsageResponse] = field(default_factory=dict)
+    # The worker that claimed it: with the lease's expiry, the fencing token of every write.
+    worker_id: str = ""
 
 
 class ExecutionLifecycle:
@@ -139,6 +148,7 @@ class ExecutionLifecycle:
                         max_tokens=row.max_tokens,
                         max_cost_usd=row.max_cost_usd,
                         used=used,
+                        worker_id=worker_id,
                     )
                 )
         return handles
@@ -210,9 +220,10 @@ class ExecutionLifecycle:
     ) -> ExecutionStatus:
         """Records that the engine stopped; from RUNNING it passes through CANCELLING first."""
         async with self._uow() as uow:
-            row = await uow.executions.get_for_update(run.workspace_id, run.id)
+            row = await uow.executions.get(run.workspace_id, run.id)
             if row is None or S(row.status) in TERMINAL:
                 return S(row.status) if row else S.CANCELLED
+            row = await self._running_row(uow, run)
             row = await self._apply_steps(uow, row, run, list(steps))
             if S(row.status) == S.RUNNING:
                 row = await record(
@@ -354,11 +365,7 @@ class ExecutionLifecycle:
         **values: Any,
     ) -> ExecutionStatus:
         async with self._uow() as uow:
-            row = await uow.executions.get_for_update(run.workspace_id, run.id)
-            if row is None:
-                raise ExecutionGone(f"Execution {run.id} no longer exists.")
-            if S(row.status) in TERMINAL:
-                raise ExecutionGone(f"Execution {run.id} is already {row.status}.")
+            row = await self._running_row(uow, run)
             progress = await self._write_steps(uow, row, run, list(steps))
             if target != S.COMPLETED:  # a completed execution has no open task left
                 row = await finish_tasks(uow, row, task_status)
@@ -368,8 +375,24 @@ class ExecutionLifecycle:
         return target
 
     async def _running_row(self, uow: UnitOfWork, run: RunHandle) -> Row[Any]:
-        row = await uow.executions.get_for_update(run.workspace_id, run.id)
+        """The execution's row, locked, if this worker still holds its lease (the fence);
+        else ExecutionGone saying why."""
+        now = utcnow()
+        row = await uow.executions.get_leased_for_update(
+            run.workspace_id, run.id, run.worker_id, now
+        )
+        if row is not None:
+            return row
+        row = await uow.executions.get(run.workspace_id, run.id)
         if row is None or S(row.status) not in (S.RUNNING, S.CANCELLING):
             status = "deleted" if row is None else row.status
             raise ExecutionGone(f"Execution {run.id} is {status}; it stops here.")
-        return row
+        if row.worker_id != run.worker_id:
+            raise ExecutionGone(
+                f"Execution {run.id} is run by {row.worker_id} now; this worker "
+                f"({run.worker_id}) lost it and writes nothing more."
+            )
+        raise ExecutionGone(
+            f"This worker ({run.worker_id}) lost its lease on execution {run.id} (it ran out at "
+            f"{row.lease_expires_at}); it writes nothing more and stops."
+        )
