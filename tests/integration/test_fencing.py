@@ -18,19 +18,13 @@ from starlette.applications import Starlette
 from backend.config.settings import Settings
 from backend.main import create_app
 from backend.models import DEFAULT_WORKSPACE_ID as WS
-from backend.schemas import CrewConfig, ExecutionCreate, ExecutionStatus
+from backend.schemas import ExecutionCreate, ExecutionStatus
 from backend.services.bundle import Services
 from backend.services.execution_lifecycle import ExecutionGone, RunHandle
 from tests.conftest import _clean
+from tests.integration.test_event_stream import CONFIG
 
 LEASE = 1.5
-CONFIG = CrewConfig.model_validate(
-    {
-        "name": "c",
-        "agents": [{"name": "a", "role": "r", "goal": "g"}],
-        "tasks": [{"name": "t", "description": "d", "expected_output": "e", "agent": "a"}],
-    }
-)
 
 
 @pytest.fixture
