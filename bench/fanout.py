@@ -463,9 +463,9 @@ def verdicts(results: list[FanoutResult]) -> str:
             f"{r.server_connections_subscribed} subscribed, {r.server_connections_after} after "
             "closing"
         )
-        lines.append(f"      {r.database}: {sockets}; connect {r.connect_s:.1f} s")
+        lines.append(f"      {r.label}: {sockets}; connect {r.connect_s:.1f} s")
         lines.append(
-            f"      {r.database}: the execution ran {r.run_s:.1f} s "
+            f"      {r.label}: the execution ran {r.run_s:.1f} s "
             f"({r.live_events / r.run_s if r.run_s else 0:.1f} events/s); "
             f"per-event worst subscriber, median {r.worst_per_event_median_ms:.0f} ms"
         )
@@ -473,7 +473,7 @@ def verdicts(results: list[FanoutResult]) -> str:
             f"#{e['seq']} {e['type']} {e['median_ms']:.0f}/{e['max_ms']:.0f}"
             for e in r.slowest_events[:3]
         )
-        lines.append(f"      {r.database}: slowest events (median/max ms): {slowest}")
+        lines.append(f"      {r.label}: slowest events (median/max ms): {slowest}")
         for problem in r.problems:
             lines.append(f"      problem: {problem[:300]}")
     return "\n".join(lines)
