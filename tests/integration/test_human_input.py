@@ -158,6 +158,9 @@ async def test_rejection_without_feedback_fails_with_rejected(harness: Harness) 
         assert done["error"] == "A person rejected the answer of task 'hi draft'."
         failed = done["events"][-1]
         assert (failed["type"], failed["data"]["code"]) == ("EXECUTION_FAILED", "REJECTED")
+        code = "query($id: ID!) { execution(id: $id) { errorCode } }"
+        read = await client.execute(code, {"id": launched["id"]})
+        assert read["execution"]["errorCode"] == "REJECTED"
         assert [t["status"] for t in done["tasks"]] == ["COMPLETED", "COMPLETED", "SKIPPED"]
 
 
@@ -194,6 +197,9 @@ async def test_a_timeout_fails_by_default(harness: Harness) -> None:
         done = await wait_for(client, launched["id"], within=10)
         assert done["status"] == "FAILED"
         assert done["events"][-1]["data"]["code"] == "INPUT_TIMEOUT"
+        code = "query($id: ID!) { execution(id: $id) { errorCode } }"
+        read = await client.execute(code, {"id": launched["id"]})
+        assert read["execution"]["errorCode"] == "INPUT_TIMEOUT"
         assert done["events"][-2]["data"]["by"] == "timeout"
 
 
