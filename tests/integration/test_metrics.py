@@ -117,6 +117,12 @@ async def test_executions_queue_and_runner(app_with: Any) -> None:
         sample(after, "crewql_executions_finished_total", **done)
         == sample(before, "crewql_executions_finished_total", **done) + 1
     )
+    # The run's model requests are counted under the model's name (the simulated model
+    # reports the tokens it estimates), so tokens by model move with real runs.
+    tokens = {"model": "simulated", "direction": "output"}
+    assert sample(after, "crewql_model_tokens_total", **tokens) > sample(
+        before, "crewql_model_tokens_total", **tokens
+    )
 
 
 async def test_metrics_need_an_admin_key_or_the_token(app_with: Any) -> None:

@@ -37,6 +37,7 @@ from pydantic_ai.toolsets import AbstractToolset
 
 from backend.config.settings import ModelPrice
 from backend.core.usage import Usage
+from backend.observability import metrics
 from backend.runner.agent.errors import Redactor
 from backend.runner.agent.models import ResolvedModel
 from backend.runner.agent.structured import as_text, structured_agent
@@ -156,6 +157,12 @@ async def run_task(spec: TaskRun, sink: TaskSink, progress: TaskProgress) -> Tas
                     answered.usage.output_tokens,
                 )
                 progress.usage = progress.usage + request
+                metrics.record_model_usage(
+                    spec.model.price_key,
+                    input_tokens=request.input_tokens,
+                    output_tokens=request.output_tokens,
+                    cost_usd=request.cost_usd or 0.0,
+                )
                 await sink.model_request(
                     requests,
                     request,
