@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from backend.config.settings import Settings
 from backend.main import create_app
-from backend.runner.runner import pid_space
+from backend.runner.worker_ids import pid_space
 from tests.conftest import _clean
 from tests.support.executions import (
     CANCEL,
