@@ -195,6 +195,7 @@ class Feed:
     errors: list[dict[str, Any]] = field(default_factory=list)
     ended_by: str | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    silent_for: float | None = None  # the reader gave up: no message for this many seconds
 
     async def read(self, ws: GraphQLWebSocket, op: str, within: float) -> None:
         try:
@@ -206,6 +207,8 @@ class Feed:
                     self.items.append(message.data[self.root])
                     self.arrived.append(time.monotonic())
                 self.changed.set()
+        except TimeoutError:
+            self.silent_for = within
         finally:
             self.changed.set()
 
@@ -217,6 +220,11 @@ class Feed:
         while not predicate(self.items):
             if self.ended_by is not None:
                 raise AssertionError(f"{self.replica}: feed ended before {what}: {self.errors}")
+            if self.silent_for is not None:
+                raise AssertionError(
+                    f"{self.replica}: stopped reading after {self.silent_for:g}s without a "
+                    f"message, before {what} ({len(self.items)} items)"
+                )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(f"{self.replica}: no {what} within {within:g}s")
@@ -260,7 +268,9 @@ async def feed(
 
 async def watch(replica: CrewqlProcess, execution_id: str) -> Feed:
     """A whole `executionEvents` subscription, until the server completes it."""
-    async with feed(replica, EVENTS, {"id": execution_id}, "executionEvents") as events:
+    # An execution sends nothing while it sits queued behind others (50 on 16 slots: a minute or
+    # more on a loaded machine), so a message may take as long as the whole run.
+    async with feed(replica, EVENTS, {"id": execution_id}, "executionEvents", 120) as events:
         await events.wait_end(120)
     return events
 
