@@ -36,7 +36,7 @@ from backend.schemas import (
     UsageResponse,
 )
 from backend.services.execution_progress import Step, StepKind, plan
-from backend.services.execution_record import Event, finish_tasks, record, task_of
+from backend.services.execution_record import Event, finish_tasks, record, record_cancelled, task_of
 from backend.services.execution_resume import (
     Resume,
     TimeoutAction,
@@ -233,16 +233,7 @@ class ExecutionLifecycle:
                     S.CANCELLING,
                     [Event(EventType.EXECUTION_CANCELLING, reason, data={"force": True})],
                 )
-            row = await finish_tasks(uow, row, TaskStatus.CANCELLED)
-            row = await record(
-                uow,
-                self.bus,
-                row,
-                S.CANCELLED,
-                [Event(EventType.EXECUTION_CANCELLED, reason)],
-                finished_at=utcnow(),
-                error=reason,
-            )
+            row = await record_cancelled(uow, self.bus, row, reason)
         return S.CANCELLED
 
     async def await_input(

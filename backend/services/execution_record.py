@@ -118,3 +118,20 @@ async def finish_tasks(
         row.workspace_id, row.id, [TaskStatus.PENDING], {"status": skipped}
     )
     return row
+
+
+async def record_cancelled(
+    uow: UnitOfWork, bus: EventBus, row: Row[Any], reason: str, **values: Any
+) -> Row[Any]:
+    """Ends an execution CANCELLED now: its open tasks CANCELLED, the reason as its error."""
+    row = await finish_tasks(uow, row, TaskStatus.CANCELLED)
+    return await record(
+        uow,
+        bus,
+        row,
+        ExecutionStatus.CANCELLED,
+        [Event(EventType.EXECUTION_CANCELLED, reason)],
+        finished_at=utcnow(),
+        error=reason,
+        **values,
+    )

@@ -40,11 +40,10 @@ from backend.services.execution_record import (
     Event,
     event_of,
     execution_of,
-    finish_tasks,
     record,
+    record_cancelled,
     task_of,
 )
-from backend.utils.time import utcnow
 
 S = ExecutionStatus
 ANY_TIME = TimeRange()
@@ -335,17 +334,8 @@ class ExecutionService:
                     if row.started_at is not None
                     else "Cancelled before it started.",
                 }[current]
-                row = await finish_tasks(uow, row, TaskStatus.CANCELLED)
-                row = await record(
-                    uow,
-                    self.bus,
-                    row,
-                    S.CANCELLED,
-                    [Event(EventType.EXECUTION_CANCELLED, reason)],
-                    finished_at=utcnow(),
-                    error=reason,
-                    input_deadline_at=None,
-                    input_response=None,
+                row = await record_cancelled(
+                    uow, self.bus, row, reason, input_deadline_at=None, input_response=None
                 )
             elif current == S.RUNNING:
                 row = await record(
