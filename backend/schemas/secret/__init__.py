@@ -37,9 +37,11 @@ class SecretSet(InputSchema):
 
 class SecretResponse(ResponseSchema):
     name: str
-    set_by: str = Field(description="Who stored the current value: an API key's prefix, or cli.")
+    set_by: str = Field(
+        description="Who stored the current value: an API key's prefix (cq_...), local or cli."
+    )
     created_at: datetime
-    updated_at: datetime
+    updated_at: datetime = Field(description="When the current value was set.")
 
 
 __all__ = ["MAX_SECRET_CHARS", "SecretName", "SecretResponse", "SecretSet"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from pydantic import Field
+
 from backend.schemas.base import ResponseSchema
 
 
@@ -14,8 +16,8 @@ class ToolSource(StrEnum):
 
 
 class ToolInfo(ResponseSchema):
-    name: str  # what agents and tasks list: http_request, mcp:docs/search
+    name: str = Field(description="What agents and tasks list: http_request, mcp:x/y.")
     description: str
     source: ToolSource
-    server: str | None  # the MCP server's name
-    input_schema: dict[str, Any]  # JSON Schema of the arguments
+    server: str | None = Field(description="The MCP server's name, for MCP tools.")
+    input_schema: dict[str, Any] = Field(description="JSON Schema of the tool's arguments.")

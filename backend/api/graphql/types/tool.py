@@ -1,28 +1,26 @@
-"""Secrets (never their values), MCP servers and tools as the schema shows them."""
+"""Secrets (never their values), MCP servers and tools as the schema shows them: mirrors of
+their response schemas, whose fields and descriptions are declared there once."""
 
 from __future__ import annotations
-
-from datetime import datetime
-from typing import cast
 
 import strawberry
 from strawberry.scalars import JSON
 
 from backend.api.graphql.errors import ClientError
-from backend.api.graphql.types.enums import McpTransport, ToolSource
+from backend.api.graphql.mirror import to_type
 from backend.core.errors import DomainError
 from backend.schemas.secret import SecretResponse
+from backend.schemas.tool import McpHeader as McpHeaderSchema
 from backend.schemas.tool import McpServerResponse, ToolInfo
 
 
-@strawberry.type(description="A workspace secret: its name and who set it when, never its value.")
+@strawberry.experimental.pydantic.type(
+    model=SecretResponse,
+    all_fields=True,
+    description="A workspace secret: its name and who set it when, never its value.",
+)
 class Secret:
-    name: str
-    set_by: str = strawberry.field(
-        description="Who stored the current value: an API key's prefix (cq_...), local or cli."
-    )
-    created_at: datetime
-    updated_at: datetime = strawberry.field(description="When the current value was set.")
+    pass
 
 
 @strawberry.type(description="A secret was deleted.")
@@ -30,19 +28,20 @@ class SecretDeleted:
     name: str
 
 
-@strawberry.type(description="A header sent to an MCP server, its value read from a secret.")
+@strawberry.experimental.pydantic.type(
+    model=McpHeaderSchema,
+    all_fields=True,
+    description="A header sent to an MCP server, its value read from a secret.",
+)
 class McpHeader:
-    name: str
-    secret: str = strawberry.field(description="The name of the workspace secret sent.")
+    pass
 
 
-@strawberry.type(description="A tool agents and tasks may list by `name`.")
+@strawberry.experimental.pydantic.type(
+    model=ToolInfo, all_fields=True, description="A tool agents and tasks may list by `name`."
+)
 class Tool:
-    name: str = strawberry.field(description="What agents and tasks list: http_request, mcp:x/y.")
-    description: str
-    source: ToolSource
-    server: str | None = strawberry.field(description="The MCP server's name, for MCP tools.")
-    input_schema: JSON = strawberry.field(description="JSON Schema of the tool's arguments.")
+    input_schema: JSON
 
 
 @strawberry.type(description="The hosts `http_request` may reach in this workspace.")
@@ -50,15 +49,14 @@ class HttpAllowlist:
     hosts: list[str]
 
 
-@strawberry.type(description="An MCP server registered in your workspace.")
+@strawberry.experimental.pydantic.type(
+    model=McpServerResponse,
+    all_fields=True,
+    description="An MCP server registered in your workspace.",
+)
 class McpServer:
     id: strawberry.ID
-    name: str
-    url: str
-    transport: McpTransport
-    headers: list[McpHeader]
-    created_at: datetime
-    updated_at: datetime
+    name: strawberry.auto
 
     @strawberry.field(
         description="The server's tools, listed live (kept a few seconds); null with an "
@@ -73,32 +71,6 @@ class McpServer:
         return [tool_type(t) for t in found]
 
 
-def secret_type(secret: SecretResponse) -> Secret:
-    return Secret(
-        name=secret.name,
-        set_by=secret.set_by,
-        created_at=secret.created_at,
-        updated_at=secret.updated_at,
-    )
-
-
-def tool_type(tool: ToolInfo) -> Tool:
-    return Tool(
-        name=tool.name,
-        description=tool.description,
-        source=tool.source,
-        server=tool.server,
-        input_schema=cast(JSON, tool.input_schema),
-    )
-
-
-def mcp_server_type(server: McpServerResponse) -> McpServer:
-    return McpServer(
-        id=strawberry.ID(str(server.id)),
-        name=server.name,
-        url=server.url,
-        transport=server.transport,
-        headers=[McpHeader(name=h.name, secret=h.secret) for h in server.headers],
-        created_at=server.created_at,
-        updated_at=server.updated_at,
-    )
+secret_type = to_type(Secret, SecretResponse)
+tool_type = to_type(Tool, ToolInfo)
+mcp_server_type = to_type(McpServer, McpServerResponse)
