@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from pydantic import BaseModel
 from sqlalchemy import (
     Integer,
     Select,
@@ -20,39 +21,22 @@ from backend.models import Agent, Crew, CrewTask, Task, TaskContext
 from backend.repositories.base import BaseRepository, escape_like
 from backend.repositories.driver_fetch import fetch_rows
 from backend.repositories.ordered_links import OrderedLinks
+from backend.schemas import AgentResponse, CrewResponse, TaskResponse
 from backend.schemas.common import PageRequest
+
+
+def _columns(schema: type[BaseModel], table: Table) -> tuple[str, ...]:
+    """The response schema's fields that are columns of the table, in the schema's order (the
+    id lists are read from the link tables)."""
+    return tuple(name for name in schema.model_fields if name in table.c)
 
 
 class GraphColumns:
     """Every column `graph_rows` can read for each object, in row order."""
 
-    crew = ("id", "name", "description", "process", "created_at", "updated_at")
-    task = (
-        "id",
-        "name",
-        "description",
-        "expected_output",
-        "agent_id",
-        "human_input",
-        "output_schema",
-        "tools",
-        "created_at",
-        "updated_at",
-    )
-    agent = (
-        "id",
-        "name",
-        "role",
-        "goal",
-        "backstory",
-        "llm",
-        "temperature",
-        "max_iterations",
-        "tools",
-        "api_key_secret",
-        "created_at",
-        "updated_at",
-    )
+    crew = _columns(CrewResponse, cast(Table, Crew.__table__))
+    task = _columns(TaskResponse, cast(Table, Task.__table__))
+    agent = _columns(AgentResponse, cast(Table, Agent.__table__))
     # Always read, whatever the selection: the ids that tie the rows together.
     keys = {"crew": ("id",), "task": ("id", "agent_id"), "agent": ("id",)}
 

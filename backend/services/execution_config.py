@@ -9,21 +9,13 @@ from typing import Any
 
 from backend.core.errors import FieldProblem
 from backend.schemas import AgentResponse, CrewConfig, CrewResponse, TaskResponse
+from backend.schemas.execution.config import AgentConfig, TaskConfig
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-AGENT_FIELDS = (
-    "name",
-    "role",
-    "goal",
-    "backstory",
-    "llm",
-    "temperature",
-    "max_iterations",
-    "tools",
-    "api_key_secret",
-)
-# A task's own fields, stored and snapshotted alike (its agent and context are names in a config).
-TASK_FIELDS = ("name", "description", "expected_output", "human_input", "output_schema", "tools")
+# An agent's and a task's own fields, stored and snapshotted alike, as the config declares them
+# (a task's agent and context are names in a config, ids in the tables).
+AGENT_FIELDS = tuple(AgentConfig.model_fields)
+TASK_FIELDS = tuple(f for f in TaskConfig.model_fields if f not in ("agent", "context"))
 
 
 def snapshot_of(
