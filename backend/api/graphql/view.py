@@ -29,7 +29,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from loguru import logger
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
@@ -42,7 +42,6 @@ from backend.api.graphiql import graphiql_html
 from backend.api.graphql.authentication import RevocationWatcher, authenticate, check_rate
 from backend.api.graphql.context import Context
 from backend.api.graphql.errors import (
-    INTERNAL,
     UNEXPECTED_ERROR,
     CodedHTTPException,
 )
@@ -57,7 +56,13 @@ from backend.api.graphql.negotiation import (
     prefers_stream,
 )
 from backend.api.graphql.persisted import fill_query
-from backend.api.graphql.request_errors import format_request_error, is_request_error
+from backend.api.graphql.request_errors import (
+    BodyTooLarge,
+    format_request_error,
+    http_error,
+    is_request_error,
+    limited_body,
+)
 from backend.api.graphql.shared_events import SharedEvents
 from backend.api.graphql.streaming import (
     PROTOCOLS,
@@ -68,30 +73,12 @@ from backend.api.graphql.streaming import (
 )
 from backend.api.graphql.websocket import LegacyWSHandler, TransportWSHandler
 from backend.api.graphql.ws_frames import GuardedWebSocket
-from backend.api.instrumentation import count_refusal
 from backend.config.settings import Settings
 from backend.core.auth import RateLimited, Unauthenticated
 from backend.services.bundle import Services
 
-STATUS_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHENTICATED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    429: "RATE_LIMITED",
-    500: INTERNAL,
-}
 # JSON whose first token opens an object or an array: the only shapes a request body can have.
 JSON_CONTAINER = re.compile(rb"[ \t\r\n]*[{\[]")
-
-
-class BodyTooLarge(Exception):
-    pass
-
 
 # A websocket's loaders before its key is checked: a workspace that cannot exist. No operation
 # runs before then (Strawberry closes the socket with 4401), and each renews its loaders.
@@ -137,34 +124,18 @@ class GraphQLView(GraphQL[Context, None]):
         try:
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise BodyTooLarge
-            request = Request(scope, receive=self._limited(receive, limit))
+            request = Request(scope, receive=limited_body(receive, limit))
             refusal = await self.admit(request, media_type)
             response = refusal or await self.run(request)
         except BodyTooLarge:
-            response = self.error_response(
-                413, f"The request body exceeds {limit} bytes.", media_type
-            )
+            response = http_error(413, f"The request body exceeds {limit} bytes.", media_type)
         except HTTPException as exc:
             code = exc.code if isinstance(exc, CodedHTTPException) else None
-            response = self.error_response(exc.status_code, exc.reason, media_type, code=code)
+            response = http_error(exc.status_code, exc.reason, media_type, code=code)
         except Exception:  # a bug of ours: logged, and answered as GraphQL, never as plain text
             logger.exception("unexpected error answering {} {}", scope["method"], scope["path"])
-            response = self.error_response(500, UNEXPECTED_ERROR, media_type)
+            response = http_error(500, UNEXPECTED_ERROR, media_type)
         await response(scope, receive, send)
-
-    @staticmethod
-    def _limited(receive: Receive, limit: int) -> Receive:
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise BodyTooLarge
-            return message
-
-        return limited
 
     async def admit(self, request: Request, media_type: str) -> Response | None:
         """Authenticates the request and takes a token of its key's rate; None when it may
@@ -180,11 +151,11 @@ class GraphQLView(GraphQL[Context, None]):
             check_rate(self.services, principal)
         except Unauthenticated as error:
             self.guards.auth_failed(address)
-            return self.error_response(
+            return http_error(
                 401, error.message, media_type, headers={"WWW-Authenticate": "Bearer"}
             )
         except RateLimited as error:
-            return self.error_response(
+            return http_error(
                 429,
                 error.message,
                 media_type,
@@ -193,38 +164,6 @@ class GraphQLView(GraphQL[Context, None]):
             )
         request.state.principal = principal
         return None
-
-    def error_response(
-        self,
-        status: int,
-        message: str,
-        media_type: str,
-        *,
-        headers: dict[str, str] | None = None,
-        extensions: dict[str, Any] | None = None,
-        code: str | None = None,
-    ) -> Response:
-        code = code or STATUS_CODES.get(status, "BAD_REQUEST")
-        count_refusal(code)
-        body = {
-            "errors": [
-                {
-                    "message": message,
-                    "extensions": {
-                        "code": code,
-                        **(extensions or {}),
-                    },
-                }
-            ]
-        }
-        if status == 405:
-            headers = {"Allow": "GET, POST", **(headers or {})}
-        return Response(
-            orjson.dumps(body),
-            status_code=status,
-            media_type=f"{media_type}; charset=utf-8",
-            headers=headers,
-        )
 
     # ------------------------------------------------------------------ Strawberry hooks
 
@@ -362,7 +301,7 @@ class GraphQLView(GraphQL[Context, None]):
         """A stream holds one of its key's subscription slots while it is open."""
         principal = getattr(request.state, "principal", None)
         if not self.streams.acquire(principal):
-            return self.error_response(
+            return http_error(
                 429,
                 too_many_streams_message(self.services.subscriptions.limit),
                 negotiate(request.headers.get("accept")),
