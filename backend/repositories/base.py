@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Row, Select, Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.db.base import Base
-from backend.schemas.common import Page, PageRequest
+from backend.schemas.common import EVERYTHING, ListFilter, Page, PageRequest
 
 ModelT = TypeVar("ModelT", bound=Base)
 
@@ -51,42 +50,28 @@ class BaseRepository(Generic[ModelT]):
         return {row.id: row for row in await self.session.execute(stmt)}
 
     async def list(
-        self,
-        workspace_id: uuid.UUID,
-        page: PageRequest,
-        *,
-        name_contains: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
+        self, workspace_id: uuid.UUID, page: PageRequest, where: ListFilter = EVERYTHING
     ) -> Page[Row[Any]]:
         """Newest first (ids are time-ordered UUIDs, so `id` alone is the keyset). Repositories
         with filters of their own add them as typed keyword arguments and call `_list`."""
-        return await self._list(
-            workspace_id,
-            page,
-            name_contains=name_contains,
-            created_after=created_after,
-            created_before=created_before,
-        )
+        return await self._list(workspace_id, page, where)
 
     async def _list(
         self,
         workspace_id: uuid.UUID,
         page: PageRequest,
-        *,
-        name_contains: str | None,
-        created_after: datetime | None,
-        created_before: datetime | None,
+        where: ListFilter,
         extra: Sequence[ColumnElement[bool]] = (),
     ) -> Page[Row[Any]]:
         c = self.table.c
         stmt = self._select(workspace_id).where(*extra)
-        if name_contains:
-            stmt = stmt.where(c.name.ilike(f"%{escape_like(name_contains)}%", escape="\\"))
-        if created_after is not None:
-            stmt = stmt.where(c.created_at >= created_after)
-        if created_before is not None:
-            stmt = stmt.where(c.created_at < created_before)
+        if where.name_contains:
+            pattern = f"%{escape_like(where.name_contains)}%"
+            stmt = stmt.where(c.name.ilike(pattern, escape="\\"))
+        if where.created_after is not None:
+            stmt = stmt.where(c.created_at >= where.created_after)
+        if where.created_before is not None:
+            stmt = stmt.where(c.created_at < where.created_before)
         if page.after is not None:
             stmt = stmt.where(c.id < page.after)
         stmt = stmt.order_by(c.id.desc()).limit(page.first + 1)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -22,7 +21,7 @@ from backend.repositories.base import BaseRepository, escape_like
 from backend.repositories.driver_fetch import fetch_rows
 from backend.repositories.ordered_links import OrderedLinks
 from backend.schemas import AgentResponse, CrewResponse, TaskResponse
-from backend.schemas.common import PageRequest
+from backend.schemas.common import EVERYTHING, ListFilter, PageRequest
 
 
 def _columns(schema: type[BaseModel], table: Table) -> tuple[str, ...]:
@@ -150,9 +149,7 @@ class CrewRepository(BaseRepository[Crew]):
         layout: GraphLayout,
         crew_ids: Sequence[uuid.UUID] | None = None,
         page: PageRequest | None = None,
-        name_contains: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
+        where: ListFilter = EVERYTHING,
     ) -> list[Sequence[Any]]:
         """Rows of the crews asked for (by id, or a page of `first + 1`, newest first) with
         their tasks, each task's context ids and the tasks' agents, in one statement; `layout`
@@ -180,12 +177,12 @@ class CrewRepository(BaseRepository[Crew]):
             params["limit"] = page.first + 1
             if page.after is not None:
                 params["after"] = page.after
-            if name_contains:
-                params["name_like"] = f"%{escape_like(name_contains)}%"
-            if created_after is not None:
-                params["created_after"] = created_after
-            if created_before is not None:
-                params["created_before"] = created_before
+            if where.name_contains:
+                params["name_like"] = f"%{escape_like(where.name_contains)}%"
+            if where.created_after is not None:
+                params["created_after"] = where.created_after
+            if where.created_before is not None:
+                params["created_before"] = where.created_before
             shape = ("page", *sorted(params))
         stmt = _graph_statement((*shape, layout))
         # Several ids: an expanding IN, which SQLAlchemy renders per call.

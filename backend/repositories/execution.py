@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Row, bindparam, case, func, insert, select
 from backend.models import Execution, ExecutionEvent, ExecutionTask
 from backend.repositories.base import BaseRepository
 from backend.schemas import ExecutionStatus
-from backend.schemas.common import Page, PageRequest
+from backend.schemas.common import EVERYTHING, ListFilter, Page, PageRequest
 from backend.schemas.usage import UsageFilter, UsageGroupBy
 
 
@@ -264,10 +264,8 @@ class ExecutionRepository(BaseRepository[Execution]):
         self,
         workspace_id: uuid.UUID,
         page: PageRequest,
+        where: ListFilter = EVERYTHING,
         *,
-        name_contains: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
         statuses: Sequence[str] = (),
         crew_id: uuid.UUID | None = None,
     ) -> Page[Row[Any]]:
@@ -278,14 +276,7 @@ class ExecutionRepository(BaseRepository[Execution]):
             extra.append(c.status.in_(list(statuses)))
         if crew_id is not None:
             extra.append(c.crew_id == crew_id)
-        return await self._list(
-            workspace_id,
-            page,
-            name_contains=name_contains,
-            created_after=created_after,
-            created_before=created_before,
-            extra=extra,
-        )
+        return await self._list(workspace_id, page, where, extra)
 
     # ------------------------------------------------------------ usage
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, select
@@ -10,7 +9,7 @@ from sqlalchemy import Row, Table, select
 from backend.models import Crew, CrewTask, Task, TaskContext
 from backend.repositories.base import BaseRepository
 from backend.repositories.ordered_links import OrderedLinks
-from backend.schemas.common import Page, PageRequest
+from backend.schemas.common import EVERYTHING, ListFilter, Page, PageRequest
 
 _CONTEXT = OrderedLinks(
     cast(Table, Task.__table__), cast(Table, TaskContext.__table__), "task_id", "context_task_id"
@@ -61,18 +60,10 @@ class TaskRepository(BaseRepository[Task]):
         self,
         workspace_id: uuid.UUID,
         page: PageRequest,
+        where: ListFilter = EVERYTHING,
         *,
-        name_contains: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
         agent_id: uuid.UUID | None = None,
     ) -> Page[Row[Any]]:
         """`agent_id`: only the tasks of that agent."""
-        return await self._list(
-            workspace_id,
-            page,
-            name_contains=name_contains,
-            created_after=created_after,
-            created_before=created_before,
-            extra=[] if agent_id is None else [self.table.c.agent_id == agent_id],
-        )
+        extra = [] if agent_id is None else [self.table.c.agent_id == agent_id]
+        return await self._list(workspace_id, page, where, extra)

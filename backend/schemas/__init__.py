@@ -2,7 +2,7 @@
 
 from backend.schemas.agent import AgentCreate, AgentResponse, AgentUpdate
 from backend.schemas.api_key import ApiKeyCreate, ApiKeyCreated, ApiKeyResponse
-from backend.schemas.common import Page, PageRequest, TimeRange
+from backend.schemas.common import EVERYTHING, ListFilter, Page, PageRequest
 from backend.schemas.crew import CrewCreate, CrewProcess, CrewResponse, CrewUpdate
 from backend.schemas.execution import (
     TERMINAL,
@@ -22,6 +22,7 @@ from backend.schemas.task import TaskCreate, TaskResponse, TaskUpdate
 from backend.schemas.workspace import WorkspaceCreate, WorkspaceResponse
 
 __all__ = [
+    "EVERYTHING",
     "TERMINAL",
     "AgentConfig",
     "AgentCreate",
@@ -41,6 +42,7 @@ __all__ = [
     "ExecutionResponse",
     "ExecutionStatus",
     "ExecutionTaskResponse",
+    "ListFilter",
     "Page",
     "PageRequest",
     "TaskConfig",
@@ -48,7 +50,6 @@ __all__ = [
     "TaskResponse",
     "TaskStatus",
     "TaskUpdate",
-    "TimeRange",
     "UsageResponse",
     "WorkspaceCreate",
     "WorkspaceResponse",

@@ -21,6 +21,7 @@ from backend.core.errors import FieldProblem, NotFound
 from backend.repositories.crew import GraphLayout
 from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas import (
+    EVERYTHING,
     AgentCreate,
     AgentResponse,
     AgentUpdate,
@@ -28,12 +29,12 @@ from backend.schemas import (
     CrewCreate,
     CrewResponse,
     CrewUpdate,
+    ListFilter,
     Page,
     PageRequest,
     TaskCreate,
     TaskResponse,
     TaskUpdate,
-    TimeRange,
 )
 from backend.services.crew_graph import CrewGraph, GraphFields, fold_rows
 from backend.services.crew_rules import (
@@ -42,7 +43,7 @@ from backend.services.crew_rules import (
     check_crew_tasks,
     check_crews_accept_context,
 )
-from backend.services.crud import ANY_TIME, Children, Kind, OutsideCheck, Records
+from backend.services.crud import Children, Kind, OutsideCheck, Records
 from backend.services.execution_config import snapshot_of
 
 
@@ -206,16 +207,9 @@ class CrewService:
         return await self._agents.by_ids(workspace_id, ids)
 
     async def list_agents(
-        self,
-        workspace_id: uuid.UUID,
-        page: PageRequest,
-        *,
-        name_contains: str | None = None,
-        created: TimeRange = ANY_TIME,
+        self, workspace_id: uuid.UUID, page: PageRequest, where: ListFilter = EVERYTHING
     ) -> Page[AgentResponse]:
-        return await self._agents.list(
-            workspace_id, page, name_contains=name_contains, created=created
-        )
+        return await self._agents.list(workspace_id, page, where)
 
     async def create_agent(self, workspace_id: uuid.UUID, data: AgentCreate) -> AgentResponse:
         return await self._agents.create(workspace_id, data)
@@ -242,14 +236,11 @@ class CrewService:
         self,
         workspace_id: uuid.UUID,
         page: PageRequest,
+        where: ListFilter = EVERYTHING,
         *,
-        name_contains: str | None = None,
         agent_id: uuid.UUID | None = None,
-        created: TimeRange = ANY_TIME,
     ) -> Page[TaskResponse]:
-        return await self._tasks.list(
-            workspace_id, page, name_contains=name_contains, created=created, agent_id=agent_id
-        )
+        return await self._tasks.list(workspace_id, page, where, agent_id=agent_id)
 
     async def create_task(self, workspace_id: uuid.UUID, data: TaskCreate) -> TaskResponse:
         return await self._tasks.create(workspace_id, data)
@@ -273,16 +264,9 @@ class CrewService:
         return await self._crews.by_ids(workspace_id, ids)
 
     async def list_crews(
-        self,
-        workspace_id: uuid.UUID,
-        page: PageRequest,
-        *,
-        name_contains: str | None = None,
-        created: TimeRange = ANY_TIME,
+        self, workspace_id: uuid.UUID, page: PageRequest, where: ListFilter = EVERYTHING
     ) -> Page[CrewResponse]:
-        return await self._crews.list(
-            workspace_id, page, name_contains=name_contains, created=created
-        )
+        return await self._crews.list(workspace_id, page, where)
 
     async def create_crew(self, workspace_id: uuid.UUID, data: CrewCreate) -> CrewResponse:
         return await self._crews.create(workspace_id, data)
@@ -312,8 +296,7 @@ class CrewService:
         *,
         crew_ids: Sequence[uuid.UUID] | None = None,
         page: PageRequest | None = None,
-        name_contains: str | None = None,
-        created: TimeRange = ANY_TIME,
+        where: ListFilter = EVERYTHING,
         with_tasks: bool = True,
         with_agents: bool = True,
         fields: GraphFields | None = None,
@@ -339,9 +322,7 @@ class CrewService:
                         layout=layout,
                         crew_ids=crew_ids,
                         page=page,
-                        name_contains=name_contains,
-                        created_after=created.created_after,
-                        created_before=created.created_before,
+                        where=where,
                     )
                 break
             except DBAPIError as error:

@@ -20,7 +20,7 @@ from sqlalchemy import Row
 from backend.core.errors import FieldProblem, InUse, NotFound, ValidationFailed
 from backend.repositories.base import BaseRepository
 from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
-from backend.schemas import Page, PageRequest, TimeRange
+from backend.schemas import EVERYTHING, ListFilter, Page, PageRequest
 from backend.services.crew_rules import refuse_null, require_unique_name
 from backend.utils.time import utcnow
 
@@ -34,7 +34,6 @@ Check = Callable[
 # A check that needs no transaction (it may call other servers: an MCP server's tool list), run
 # before the unit of work opens; its problems join the ones `Kind.check` finds.
 OutsideCheck = Callable[[uuid.UUID, dict[str, Any]], Awaitable[list[FieldProblem]]]
-ANY_TIME = TimeRange()
 
 
 async def _no_problems(*_: Any) -> list[FieldProblem]:
@@ -99,21 +98,12 @@ class Records(Generic[ResponseT]):
         self,
         workspace_id: uuid.UUID,
         page: PageRequest,
-        *,
-        name_contains: str | None = None,
-        created: TimeRange = ANY_TIME,
+        where: ListFilter = EVERYTHING,
         **filters: Any,
     ) -> Page[ResponseT]:
         """`filters`: the repository's own typed filters (a task's `agent_id`)."""
         async with self._read_uow() as uow:
-            rows = await self.kind.repository(uow).list(
-                workspace_id,
-                page,
-                name_contains=name_contains,
-                created_after=created.created_after,
-                created_before=created.created_before,
-                **filters,
-            )
+            rows = await self.kind.repository(uow).list(workspace_id, page, where, **filters)
             children = await self._children(uow, workspace_id, [r.id for r in rows.items])
         items = [self.kind.response(r, children[r.id]) for r in rows.items]
         return Page(items, rows.has_next_page, rows.has_previous_page)

@@ -17,6 +17,7 @@ from backend.events.bus import EventBus
 from backend.observability import tracing
 from backend.repositories.unit_of_work import UnitOfWorkFactory
 from backend.schemas import (
+    EVERYTHING,
     CrewConfig,
     EventType,
     ExecutionCreate,
@@ -24,10 +25,10 @@ from backend.schemas import (
     ExecutionResponse,
     ExecutionStatus,
     ExecutionTaskResponse,
+    ListFilter,
     Page,
     PageRequest,
     TaskStatus,
-    TimeRange,
 )
 from backend.services import execution_status
 from backend.services.crew_service import CrewService, ToolNames, inline_tool_problems
@@ -46,7 +47,6 @@ from backend.services.execution_record import (
 )
 
 S = ExecutionStatus
-ANY_TIME = TimeRange()
 
 
 # Checks a launch's agents' llm strings (and its maxCostUsd against the price table): problems.
@@ -236,17 +236,16 @@ class ExecutionService:
         self,
         workspace_id: uuid.UUID,
         page: PageRequest,
+        where: ListFilter = EVERYTHING,
         *,
         statuses: Sequence[ExecutionStatus] = (),
         crew_id: uuid.UUID | None = None,
-        created: TimeRange = ANY_TIME,
     ) -> Page[ExecutionResponse]:
         async with self._read_uow() as uow:
             rows = await uow.executions.list(
                 workspace_id,
                 page,
-                created_after=created.created_after,
-                created_before=created.created_before,
+                where,
                 statuses=[s.value for s in statuses],
                 crew_id=crew_id,
             )

@@ -7,12 +7,12 @@ import binascii
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.types.pagination import Connection, Edge, PageInfo
 from backend.config.settings import Settings
-from backend.schemas import PageRequest, TimeRange
+from backend.schemas import ListFilter, PageRequest
 
 NodeT = TypeVar("NodeT")
 _PREFIX = "c1:"
@@ -64,15 +64,25 @@ def connection(
     )
 
 
-def time_range(created_after: datetime | None, created_before: datetime | None) -> TimeRange:
-    """A filter's time bounds; a time without an offset is taken as UTC."""
+class CreatedBetween(Protocol):
+    """Every list's filter input: these two, and `name_contains` on those with names."""
+
+    created_after: datetime | None
+    created_before: datetime | None
+
+
+def list_filter(flt: CreatedBetween) -> ListFilter:
+    """A list's `filter` argument as the service takes it: its name and time conditions (a
+    filter without `nameContains` has none); a time without an offset is taken as UTC."""
 
     def utc(moment: datetime | None) -> datetime | None:
         if moment is None or moment.tzinfo is not None:
             return moment
         return moment.replace(tzinfo=UTC)
 
-    return TimeRange(utc(created_after), utc(created_before))
+    return ListFilter(
+        getattr(flt, "name_contains", None), utc(flt.created_after), utc(flt.created_before)
+    )
 
 
 def parse_id(value: str) -> uuid.UUID | None:

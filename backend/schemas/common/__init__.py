@@ -1,3 +1,3 @@
-from backend.schemas.common.pagination import Page, PageRequest, TimeRange
+from backend.schemas.common.pagination import EVERYTHING, ListFilter, Page, PageRequest
 
-__all__ = ["Page", "PageRequest", "TimeRange"]
+__all__ = ["EVERYTHING", "ListFilter", "Page", "PageRequest"]

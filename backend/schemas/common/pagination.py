@@ -17,9 +17,17 @@ class PageRequest:
 
 
 @dataclass(frozen=True)
-class TimeRange:
+class ListFilter:
+    """What every list may be narrowed by: part of the name (any case), and when the item was
+    created (`created_after` inclusive, `created_before` exclusive). A repository's own filters
+    (a task's agent, an execution's statuses) are typed keyword arguments of its `list`."""
+
+    name_contains: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+
+
+EVERYTHING = ListFilter()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import strawberry
 from backend.api.graphql.context import Info
 from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import to_schema
-from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
+from backend.api.graphql.pagination import connection, list_filter, page_request, parse_id
 from backend.api.graphql.prefetch import Graph
 from backend.api.graphql.types.agent import Agent
 from backend.api.graphql.types.errors import (
@@ -58,8 +58,7 @@ class AgentQuery:
         page = await ctx.services.crews.list_agents(
             ctx.workspace_id,
             page_request(ctx.settings, first, after),
-            name_contains=flt.name_contains,
-            created=time_range(flt.created_after, flt.created_before),
+            list_filter(flt),
         )
         return connection(
             Graph(info).agents(page.items),

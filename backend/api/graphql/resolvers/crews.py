@@ -9,7 +9,7 @@ import strawberry
 from backend.api.graphql.context import Info
 from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import to_schema
-from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
+from backend.api.graphql.pagination import connection, list_filter, page_request, parse_id
 from backend.api.graphql.prefetch import Graph
 from backend.api.graphql.types.crew import Crew
 from backend.api.graphql.types.errors import ConflictError, Deleted, NotFoundError, ValidationError
@@ -62,8 +62,7 @@ class CrewQuery:
         page = await ctx.services.crews.crew_graph(
             ctx.workspace_id,
             page=page_request(ctx.settings, first, after),
-            name_contains=flt.name_contains,
-            created=time_range(flt.created_after, flt.created_before),
+            where=list_filter(flt),
             with_tasks=with_tasks,
             with_agents=with_agents,
             fields=graph.graph_fields,

@@ -13,7 +13,7 @@ from backend.api.graphql.context import Info
 from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.mirror import input_type, to_schema
-from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
+from backend.api.graphql.pagination import connection, list_filter, page_request, parse_id
 from backend.api.graphql.types.errors import (
     ConflictError,
     InvalidTransitionError,
@@ -120,9 +120,9 @@ class ExecutionQuery:
         page = await ctx.services.executions.list_executions(
             ctx.workspace_id,
             page_request(ctx.settings, first, after),
+            list_filter(flt),
             statuses=flt.statuses or (),
             crew_id=_crew_id(flt),
-            created=time_range(flt.created_after, flt.created_before),
         )
         return connection(
             [execution_type(e) for e in page.items],

@@ -10,7 +10,7 @@ from backend.api.graphql.context import Info
 from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.mirror import to_schema
-from backend.api.graphql.pagination import connection, page_request, parse_id, time_range
+from backend.api.graphql.pagination import connection, list_filter, page_request, parse_id
 from backend.api.graphql.prefetch import Graph
 from backend.api.graphql.types.errors import (
     ConflictError,
@@ -64,9 +64,8 @@ class TaskQuery:
         page = await ctx.services.crews.list_tasks(
             ctx.workspace_id,
             page_request(ctx.settings, first, after),
-            name_contains=flt.name_contains,
+            list_filter(flt),
             agent_id=agent_id,
-            created=time_range(flt.created_after, flt.created_before),
         )
         return connection(
             await Graph(info).tasks(page.items),
