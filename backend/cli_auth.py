@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -46,20 +47,19 @@ def add_auth_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
     workspace = sub.add_parser("workspace", help="create and list workspaces (tenants)")
     workspace_sub = workspace.add_subparsers(dest="workspace_command", required=True)
 
-    create = workspace_sub.add_parser("create", help="create a workspace")
+    create = add_command(workspace_sub, "create", "create a workspace", _auth(workspace_create))
     create.add_argument("name", help="letters, digits, '.', '_' and '-'")
-    database_option(create)
-    create.set_defaults(func=_runner(workspace_create))
-
-    listing = workspace_sub.add_parser("list", help="list workspaces")
-    database_option(listing)
-    listing.set_defaults(func=_runner(workspace_list))
+    add_command(workspace_sub, "list", "list workspaces", _auth(workspace_list))
 
     apikey = sub.add_parser("apikey", help="create, list and revoke API keys")
     apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
 
-    create = apikey_sub.add_parser(
-        "create", help="create a key and print it (the only time it is shown)"
+    create = add_command(
+        apikey_sub,
+        "create",
+        "create a key and print it (the only time it is shown)",
+        _auth(apikey_create),
+        workspace=True,
     )
     create.add_argument("name", help="who or what holds the key, e.g. ci or status-dashboard")
     create.add_argument(
@@ -69,20 +69,39 @@ def add_auth_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
         help="viewer: read and subscribe; editor: also change crews and run executions; "
         "admin: also manage keys",
     )
-    workspace_option(create)
-    database_option(create)
-    create.set_defaults(func=_runner(apikey_create))
-
-    listing = apikey_sub.add_parser("list", help="list a workspace's keys (never their secrets)")
-    workspace_option(listing)
-    database_option(listing)
-    listing.set_defaults(func=_runner(apikey_list))
-
-    revoke = apikey_sub.add_parser("revoke", help="revoke a key; it stops working within seconds")
+    add_command(
+        apikey_sub,
+        "list",
+        "list a workspace's keys (never their secrets)",
+        _auth(apikey_list),
+        workspace=True,
+    )
+    revoke = add_command(
+        apikey_sub,
+        "revoke",
+        "revoke a key; it stops working within seconds",
+        _auth(apikey_revoke),
+        workspace=True,
+    )
     revoke.add_argument("key", help="the key's prefix (cq_...) or id, as `apikey list` shows")
-    workspace_option(revoke)
-    database_option(revoke)
-    revoke.set_defaults(func=_runner(apikey_revoke))
+
+
+def add_command(
+    sub: SubParsers,  # type: ignore[type-arg]
+    name: str,
+    help: str,
+    command: SettingsCommand,
+    *,
+    workspace: bool = False,
+) -> argparse.ArgumentParser:
+    """A subcommand run by `settings_command`, with `--database-url`, and `--workspace` when it
+    acts in one workspace; the caller adds its own arguments to the parser returned."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    if workspace:
+        workspace_option(parser)
+    database_option(parser)
+    parser.set_defaults(func=settings_command(command))
+    return parser
 
 
 def workspace_option(parser: argparse.ArgumentParser) -> None:
@@ -100,28 +119,13 @@ def database_option(parser: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- running
 
 
-def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        overrides: dict[str, object] = {"service_name": "cli"}
-        if args.database_url:
-            overrides["database_url"] = args.database_url
-        settings = load_settings(**overrides)  # a SettingsError is reported by `crewql` itself
-        try:
-            asyncio.run(_with_service(settings, command, args))
-        except CliError as exc:
-            say(f"crewql: {exc}")
-            return 1
-        return 0
-
-    return run
-
-
 SettingsCommand = Callable[[Settings, argparse.Namespace], None]
 
 
 def settings_command(command: SettingsCommand) -> Callable[[argparse.Namespace], int]:
-    """A command run with the settings (`--database-url` applied); a CliError it raises is one
-    line on standard error and exit status 1."""
+    """A command run with the settings (`--database-url` applied). What it fails with that a
+    person can act on (a CliError, a domain error, input a schema refused) is one line on
+    standard error and exit status 1; a SettingsError is reported by `crewql` itself."""
 
     def run(args: argparse.Namespace) -> int:
         overrides: dict[str, object] = {"service_name": "cli"}
@@ -132,8 +136,22 @@ def settings_command(command: SettingsCommand) -> Callable[[argparse.Namespace],
             command(settings, args)
         except CliError as exc:
             say(f"crewql: {exc}")
-            return 1
-        return 0
+        except DomainError as exc:
+            say(f"crewql: {exc.message}")
+        except ValidationError as exc:
+            say(f"crewql: {one_line(exc)}")
+        else:
+            return 0
+        return 1
+
+    return run
+
+
+def _auth(command: Command) -> SettingsCommand:
+    """`command` run with an AuthService on the migrated database."""
+
+    def run(settings: Settings, args: argparse.Namespace) -> None:
+        asyncio.run(_with_service(settings, command, args))
 
     return run
 
@@ -142,13 +160,18 @@ async def _with_service(settings: Settings, command: Command, args: argparse.Nam
     from backend.repositories.unit_of_work import UnitOfWork
 
     async with migrated_database(settings) as sessions:
-        service = AuthService(lambda: UnitOfWork(sessions), cache_seconds=0)
-        try:
-            await command(service, args)
-        except DomainError as exc:
-            raise CliError(exc.message) from exc
-        except ValidationError as exc:
-            raise CliError(one_line(exc)) from exc
+        await command(AuthService(lambda: UnitOfWork(sessions), cache_seconds=0), args)
+
+
+def cli_audit(operation: str, workspace_id: uuid.UUID | None = None, detail: str = "") -> None:
+    """The audit line of a change made with the CLI (it acts as `cli`; it succeeded)."""
+    audit(
+        operation=f"cli:{operation}",
+        outcome="ok",
+        workspace_id=workspace_id,
+        key_prefix="cli",
+        detail=detail or None,
+    )
 
 
 @asynccontextmanager
@@ -232,12 +255,7 @@ async def workspace_create(service: AuthService, args: argparse.Namespace) -> No
             "'-', starting with a letter or digit"
         ) from exc
     workspace = await service.create_workspace(data)
-    audit(
-        operation="cli:workspace.create",
-        outcome="ok",
-        workspace_id=workspace.id,
-        key_prefix="cli",
-    )
+    cli_audit("workspace.create", workspace.id)
     sys.stdout.write(f"{workspace.id}\n")
     say(
         f"Created workspace {workspace.name!r}. Give it a key: "
@@ -258,13 +276,7 @@ async def apikey_create(service: AuthService, args: argparse.Namespace) -> None:
     data = ApiKeyCreate(name=args.name, role=Role(args.role))
     created = await service.create_key(workspace.id, data)
     key = created.api_key
-    audit(
-        operation="cli:apikey.create",
-        outcome="ok",
-        workspace_id=workspace.id,
-        key_prefix="cli",
-        detail=key.prefix,
-    )
+    cli_audit("apikey.create", workspace.id, key.prefix)
     sys.stdout.write(created.token + "\n")
     sys.stdout.flush()
     say(
@@ -305,13 +317,7 @@ async def apikey_revoke(service: AuthService, args: argparse.Namespace) -> None:
         say(f"Key {key.prefix} ({key.name!r}) was already revoked at {_when(key.revoked_at)}.")
         return
     key = await service.revoke_key(workspace.id, key.id)
-    audit(
-        operation="cli:apikey.revoke",
-        outcome="ok",
-        workspace_id=workspace.id,
-        key_prefix="cli",
-        detail=key.prefix,
-    )
+    cli_audit("apikey.revoke", workspace.id, key.prefix)
     say(
         f"Revoked key {key.prefix} ({key.name!r}). Every server refuses it within "
         "CREWQL_AUTH_CACHE_SECONDS (2 s by default)."

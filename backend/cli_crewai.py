@@ -21,12 +21,10 @@ from pydantic import ValidationError
 from backend.cli_auth import (
     CliError,
     SubParsers,
-    database_option,
+    add_command,
     migrated_engine,
     one_line,
     say,
-    settings_command,
-    workspace_option,
 )
 from backend.config.settings import Settings
 from backend.core.errors import DomainError, ValidationFailed
@@ -39,8 +37,12 @@ def add_crewai_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
     """Registers `import crewai` and `export crewai` on the `crewql` parser."""
     importing = sub.add_parser("import", help="import a project made with another tool")
     import_sub = importing.add_subparsers(dest="import_format", required=True)
-    crewai_in = import_sub.add_parser(
-        "crewai", help="a CrewAI project: its agents, tasks and a crew, all or nothing"
+    crewai_in = add_command(
+        import_sub,
+        "crewai",
+        "a CrewAI project: its agents, tasks and a crew, all or nothing",
+        import_crewai,
+        workspace=True,
     )
     crewai_in.add_argument(
         "directory",
@@ -49,24 +51,19 @@ def add_crewai_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
     )
     crewai_in.add_argument("--name", help="the crew's name (default: the project's name)")
     crewai_in.add_argument("--prefix", help="put before every agent and task name")
-    _common_options(crewai_in)
-    crewai_in.set_defaults(func=settings_command(import_crewai))
 
     exporting = sub.add_parser("export", help="export a crew for another tool")
     export_sub = exporting.add_subparsers(dest="export_format", required=True)
-    crewai_out = export_sub.add_parser(
-        "crewai", help=f"write a crew as CrewAI's {AGENTS_FILE} and {TASKS_FILE}"
+    crewai_out = add_command(
+        export_sub,
+        "crewai",
+        f"write a crew as CrewAI's {AGENTS_FILE} and {TASKS_FILE}",
+        export_crewai,
+        workspace=True,
     )
     crewai_out.add_argument("crew_id", help="the crew's id")
     crewai_out.add_argument("directory", help="where to write the two files (created if needed)")
     crewai_out.add_argument("--force", action="store_true", help="overwrite existing files")
-    _common_options(crewai_out)
-    crewai_out.set_defaults(func=settings_command(export_crewai))
-
-
-def _common_options(parser: argparse.ArgumentParser) -> None:
-    workspace_option(parser)
-    database_option(parser)
 
 
 def find_config(directory: Path) -> tuple[Path, str]:

@@ -18,10 +18,9 @@ from graphql import GraphQLError, GraphQLSchema, build_schema, parse, validate
 from backend.cli_auth import (
     CliError,
     SubParsers,
-    database_option,
+    add_command,
     migrated_database,
     say,
-    settings_command,
 )
 from backend.config.settings import Settings
 from backend.services.document_service import (
@@ -35,12 +34,13 @@ from backend.services.document_service import (
 def add_document_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
     documents = sub.add_parser("documents", help="trusted documents (persisted queries)")
     documents_sub = documents.add_subparsers(dest="documents_command", required=True)
-    add = documents_sub.add_parser(
-        "add", help="load an Apollo or Relay persisted-query manifest as trusted documents"
+    add = add_command(
+        documents_sub,
+        "add",
+        "load an Apollo or Relay persisted-query manifest as trusted documents",
+        documents_add,
     )
     add.add_argument("manifest", type=Path, help="the manifest's JSON file")
-    database_option(add)
-    add.set_defaults(func=settings_command(documents_add))
 
 
 def documents_add(settings: Settings, args: argparse.Namespace) -> None:

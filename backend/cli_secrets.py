@@ -12,22 +12,16 @@ import argparse
 import asyncio
 import sys
 
-from pydantic import ValidationError
-
 from backend.cli_auth import (
     CliError,
     SubParsers,
     _print_table,
-    database_option,
+    add_command,
+    cli_audit,
     migrated_database,
-    one_line,
     say,
-    settings_command,
-    workspace_option,
 )
 from backend.config.settings import Settings
-from backend.core.audit import audit
-from backend.core.errors import DomainError
 from backend.core.secret_box import SecretBox, generate_key
 from backend.schemas.secret import SecretSet
 
@@ -39,23 +33,27 @@ def add_secret_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
     generate = secrets_sub.add_parser("generate-key", help="print a new key for CREWQL_SECRETS_KEY")
     generate.set_defaults(func=lambda _args: _print(generate_key()))
 
-    rotate = secrets_sub.add_parser(
+    add_command(
+        secrets_sub,
         "rotate-key",
-        help="re-encrypt every secret with the first key of CREWQL_SECRETS_KEY (new,old)",
+        "re-encrypt every secret with the first key of CREWQL_SECRETS_KEY (new,old)",
+        secrets_rotate,
     )
-    database_option(rotate)
-    rotate.set_defaults(func=settings_command(secrets_rotate))
-
-    setter = secrets_sub.add_parser("set", help="store a secret; the value is read from stdin")
+    setter = add_command(
+        secrets_sub,
+        "set",
+        "store a secret; the value is read from stdin",
+        secrets_set,
+        workspace=True,
+    )
     setter.add_argument("name", help="e.g. OPENAI_API_KEY")
-    workspace_option(setter)
-    database_option(setter)
-    setter.set_defaults(func=settings_command(secrets_set))
-
-    listing = secrets_sub.add_parser("list", help="list a workspace's secrets (never values)")
-    workspace_option(listing)
-    database_option(listing)
-    listing.set_defaults(func=settings_command(secrets_list))
+    add_command(
+        secrets_sub,
+        "list",
+        "list a workspace's secrets (never values)",
+        secrets_list,
+        workspace=True,
+    )
 
 
 def _print(line: str) -> int:
@@ -77,11 +75,8 @@ async def _rotate(settings: Settings) -> int:
 def secrets_rotate(settings: Settings, args: argparse.Namespace) -> None:
     if not settings.secrets_keys:
         raise CliError("CREWQL_SECRETS_KEY is not set: list the new key first, then the old one")
-    try:
-        count = asyncio.run(_rotate(settings))
-    except DomainError as exc:
-        raise CliError(exc.message) from exc
-    audit(operation="cli:secrets.rotate-key", outcome="ok", key_prefix="cli", detail=str(count))
+    count = asyncio.run(_rotate(settings))
+    cli_audit("secrets.rotate-key", detail=str(count))
     say(
         f"Re-encrypted {count} secret(s) with the first key of CREWQL_SECRETS_KEY. Keys after "
         "the first can now be removed."
@@ -98,25 +93,13 @@ async def _set(settings: Settings, workspace: str, data: SecretSet) -> None:
         found = await AuthService(uow, cache_seconds=0).workspace_by_name(workspace)
         service = SecretService(uow, None, SecretBox(settings.secrets_keys))
         stored = await service.set(found.id, data, "cli")
-    audit(
-        operation="cli:secrets.set",
-        outcome="ok",
-        workspace_id=found.id,
-        key_prefix="cli",
-        detail=stored.name,
-    )
+    cli_audit("secrets.set", found.id, stored.name)
 
 
 def secrets_set(settings: Settings, args: argparse.Namespace) -> None:
     value = sys.stdin.read().rstrip("\r\n")
-    try:
-        data = SecretSet.model_validate({"name": args.name, "value": value})
-    except ValidationError as exc:
-        raise CliError(one_line(exc)) from exc
-    try:
-        asyncio.run(_set(settings, args.workspace, data))
-    except DomainError as exc:
-        raise CliError(exc.message) from exc
+    data = SecretSet.model_validate({"name": args.name, "value": value})
+    asyncio.run(_set(settings, args.workspace, data))
     say(f"Stored secret {data.name} in workspace {args.workspace!r}.")
 
 
@@ -134,8 +117,5 @@ async def _list(settings: Settings, workspace: str) -> list[tuple[str, str, str]
 
 
 def secrets_list(settings: Settings, args: argparse.Namespace) -> None:
-    try:
-        rows = asyncio.run(_list(settings, args.workspace))
-    except DomainError as exc:
-        raise CliError(exc.message) from exc
+    rows = asyncio.run(_list(settings, args.workspace))
     _print_table(("NAME", "SET BY", "SET AT"), rows)
