@@ -161,8 +161,9 @@ class UpdateSubscription:
 
 class EventBus(Protocol):
     async def stage(self, uow: UnitOfWork, events: list[BusEvent]) -> None:
-        """Arranges for `events`, written in `uow`'s transaction, to reach subscribers once
-        (and only if) that transaction commits. Never waits for a subscriber."""
+        """Arranges for `events` (of one execution, in order), written in `uow`'s transaction,
+        to reach subscribers once (and only if) that transaction commits. Never waits for a
+        subscriber."""
         ...
 
     def subscribe(self, execution_id: uuid.UUID) -> AbstractAsyncContextManager[Subscription]:

@@ -9,15 +9,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, bindparam, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, Table, bindparam, case, func, insert, select, update
 
 from backend.models import Execution, ExecutionEvent, ExecutionTask
 from backend.repositories.base import BaseRepository
-from backend.schemas import ExecutionStatus
 from backend.schemas.common import EVERYTHING, ListFilter, Page, PageRequest
 from backend.schemas.usage import UsageFilter, UsageGroupBy
+
+# Table-level statements: the ORM's bulk path would re-evaluate each WHERE clause in Python.
+_TASKS = cast(Table, ExecutionTask.__table__)
+_EVENTS = cast(Table, ExecutionEvent.__table__)
 
 
 class ExecutionRepository(BaseRepository[Execution]):
@@ -32,25 +35,6 @@ class ExecutionRepository(BaseRepository[Execution]):
             self._select(workspace_id)
             .where(Execution.id == execution_id)
             .with_for_update(skip_locked=skip_locked)
-        )
-        row: Row[Any] | None = (await self.session.execute(stmt)).first()
-        return row
-
-    async def get_leased_for_update(
-        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, worker_id: str, now: datetime
-    ) -> Row[Any] | None:
-        """The running row, locked until commit, only if `worker_id` still holds its lease at
-        `now`: the fencing check and the lock are one statement, so nothing can take the lease
-        between them, and every write after it in the transaction is the lease holder's."""
-        stmt = (
-            self._select(workspace_id)
-            .where(
-                Execution.id == execution_id,
-                Execution.worker_id == worker_id,
-                Execution.lease_expires_at > now,
-                Execution.status.in_([ExecutionStatus.RUNNING, ExecutionStatus.CANCELLING]),
-            )
-            .with_for_update()
         )
         row: Row[Any] | None = (await self.session.execute(stmt)).first()
         return row
@@ -83,7 +67,7 @@ class ExecutionRepository(BaseRepository[Execution]):
         """Reserves `event_count` event numbers and writes `values`, in one statement; the row
         comes back with the new `last_seq`. Gapless: a rollback returns the numbers."""
         stmt = (
-            update(Execution)
+            update(self.table)
             .where(Execution.workspace_id == workspace_id, Execution.id == execution_id)
             .values(last_seq=Execution.last_seq + event_count, **values)
             .returning(*Execution.__table__.c)
@@ -144,7 +128,7 @@ class ExecutionRepository(BaseRepository[Execution]):
             Execution.workspace_id == workspace_id, Execution.id == execution_id
         )
         await self.session.execute(
-            update(ExecutionTask)
+            update(_TASKS)
             .where(
                 ExecutionTask.execution_id.in_(owned.scalar_subquery()),
                 ExecutionTask.position == position,
@@ -163,7 +147,7 @@ class ExecutionRepository(BaseRepository[Execution]):
             Execution.workspace_id == workspace_id, Execution.id == execution_id
         )
         await self.session.execute(
-            update(ExecutionTask)
+            update(_TASKS)
             .where(
                 ExecutionTask.execution_id.in_(owned.scalar_subquery()),
                 ExecutionTask.status.in_(list(statuses)),
@@ -200,7 +184,7 @@ class ExecutionRepository(BaseRepository[Execution]):
 
     async def add_events(self, rows: list[dict[str, Any]]) -> None:
         """Inserts events whose seq the caller allocated with `allocate_seq` in this transaction."""
-        await self.session.execute(insert(ExecutionEvent), rows)
+        await self.session.execute(insert(_EVENTS), rows)
 
     async def events_of_many(
         self,

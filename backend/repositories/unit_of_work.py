@@ -26,6 +26,7 @@ from backend.repositories.api_key import ApiKeyRepository
 from backend.repositories.crew import CrewRepository
 from backend.repositories.execution import ExecutionRepository
 from backend.repositories.execution_queue import ExecutionQueueRepository
+from backend.repositories.execution_run import ExecutionRunRepository
 from backend.repositories.mcp_server import McpServerRepository
 from backend.repositories.persisted_document import PersistedDocumentRepository
 from backend.repositories.schema_revision import SchemaRevisionRepository
@@ -44,6 +45,7 @@ class UnitOfWork:
     crews: CrewRepository
     executions: ExecutionRepository
     queue: ExecutionQueueRepository
+    runs: ExecutionRunRepository
     api_keys: ApiKeyRepository
     documents: PersistedDocumentRepository
     secrets: SecretRepository
@@ -70,6 +72,7 @@ class UnitOfWork:
         self.crews = CrewRepository(self.session)
         self.executions = ExecutionRepository(self.session)
         self.queue = ExecutionQueueRepository(self.session)
+        self.runs = ExecutionRunRepository(self.session)
         self.api_keys = ApiKeyRepository(self.session)
         self.documents = PersistedDocumentRepository(self.session)
         self.secrets = SecretRepository(self.session)

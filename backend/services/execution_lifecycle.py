@@ -4,7 +4,7 @@ Claim (QUEUED -> RUNNING with a lease), heartbeat (renew the lease), record prog
 finish (completed, failed, cancelled), and reap executions whose runner is gone.
 
 Fencing: every write of a running execution starts with one statement that locks its row only
-if this worker still holds an unexpired lease on it (`get_leased_for_update`); otherwise the
+if this worker still holds an unexpired lease on it (`uow.runs.leased`); otherwise the
 write raises ExecutionGone saying why, and the runner stops that execution. A worker frozen past
 its lease (SIGSTOP, a long GC pause, a partition) therefore cannot write after it resumes, even
 before a reaper has marked the execution CRASHED; a lease that ran out is not renewed either.
@@ -26,6 +26,7 @@ from sqlalchemy import Row
 
 from backend.core.errors import DomainError
 from backend.events.bus import EventBus, UpdateSubscription
+from backend.repositories.execution_run import RunRow, TaskUpdate, run_row
 from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas import (
     TERMINAL,
@@ -36,7 +37,15 @@ from backend.schemas import (
     UsageResponse,
 )
 from backend.services.execution_progress import Step, StepKind, plan
-from backend.services.execution_record import Event, finish_tasks, record, record_cancelled, task_of
+from backend.services.execution_record import (
+    Change,
+    Event,
+    finish_tasks,
+    record,
+    record_cancelled,
+    record_runs,
+    task_of,
+)
 from backend.services.execution_resume import (
     Resume,
     TimeoutAction,
@@ -108,9 +117,10 @@ class ExecutionLifecycle:
         now = utcnow()
         handles = []
         async with self._uow() as uow:
-            for queued in await uow.queue.lock_queued(limit, self._max_running_per_key):
-                row = await uow.executions.get(queued.workspace_id, queued.id)
-                assert row is not None
+            queued = await uow.queue.lock_queued(limit, self._max_running_per_key)
+            rows = await uow.runs.claimed([q.id for q in queued])
+            changes = []
+            for row in rows:
                 # Started before: it waited for human input and was answered (execution_input).
                 resumed = row.started_at is not None
                 resume = Resume()
@@ -124,18 +134,14 @@ class ExecutionLifecycle:
                     f"{'Resumed' if resumed else 'Started'} on {worker_id}.",
                     data={"worker": worker_id, **({"resumed": True} if resumed else {})},
                 )
-                row = await record(
-                    uow,
-                    self.bus,
-                    row,
-                    S.RUNNING,
-                    [started],
-                    worker_id=worker_id,
-                    started_at=row.started_at or now,
-                    heartbeat_at=now,
-                    lease_expires_at=now + self._lease,
-                    input_response=None,
-                )
+                values = {
+                    "worker_id": worker_id,
+                    "started_at": row.started_at or now,
+                    "heartbeat_at": now,
+                    "lease_expires_at": now + self._lease,
+                    "input_response": None,
+                }
+                changes.append(Change(run_row(row), S.RUNNING, [started], values))
                 handles.append(
                     RunHandle(
                         row.id,
@@ -151,6 +157,7 @@ class ExecutionLifecycle:
                         worker_id=worker_id,
                     )
                 )
+            await record_runs(uow, self.bus, changes)
         return handles
 
     async def heartbeat(self, worker_id: str, execution_ids: Sequence[uuid.UUID]) -> None:
@@ -220,11 +227,11 @@ class ExecutionLifecycle:
     ) -> ExecutionStatus:
         """Records that the engine stopped; from RUNNING it passes through CANCELLING first."""
         async with self._uow() as uow:
-            row = await uow.executions.get(run.workspace_id, run.id)
-            if row is None or S(row.status) in TERMINAL:
-                return S(row.status) if row else S.CANCELLED
-            row = await self._running_row(uow, run)
-            row = await self._apply_steps(uow, row, run, list(steps))
+            found = await uow.executions.get(run.workspace_id, run.id)
+            if found is None or S(found.status) in TERMINAL:
+                return S(found.status) if found else S.CANCELLED
+            leased = await self._running_row(uow, run)
+            row: Row[Any] | RunRow = await self._apply_steps(uow, leased, run, list(steps))
             if S(row.status) == S.RUNNING:
                 row = await record(
                     uow,
@@ -273,30 +280,25 @@ class ExecutionLifecycle:
         return S.WAITING_FOR_INPUT
 
     async def _apply_steps(
-        self, uow: UnitOfWork, row: Row[Any], run: RunHandle, steps: list[Step]
-    ) -> Row[Any]:
+        self, uow: UnitOfWork, row: RunRow, run: RunHandle, steps: list[Step]
+    ) -> RunRow:
         progress = await self._write_steps(uow, row, run, steps)
         if not progress:
             return row
-        return await record(uow, self.bus, row, S(row.status), progress)
+        changed = Change(row, S(row.status), progress, {})
+        return (await record_runs(uow, self.bus, [changed]))[0]
 
     async def _write_steps(
-        self, uow: UnitOfWork, row: Row[Any], run: RunHandle, steps: list[Step]
+        self, uow: UnitOfWork, row: RunRow, run: RunHandle, steps: list[Step]
     ) -> list[Event]:
         """Writes the steps' task states; returns their events (stamped with the current
         status) for the caller to record in the same transaction."""
         if not steps:
             return []
         writes, events = plan(run.config, steps, utcnow())
-        for position, write in writes.items():
-            if write.values or write.append:
-                await uow.executions.update_task(
-                    run.workspace_id,
-                    run.id,
-                    position,
-                    write.values,
-                    append_output=write.append or None,
-                )
+        await uow.runs.update_tasks(
+            [TaskUpdate(run.id, p, w.values, w.append) for p, w in writes.items()]
+        )
         current = S(row.status)
         return [Event(e.type, e.message, e.task_position, e.data, current) for e in events]
 
@@ -359,21 +361,18 @@ class ExecutionLifecycle:
             row = await self._running_row(uow, run)
             progress = await self._write_steps(uow, row, run, list(steps))
             if target != S.COMPLETED:  # a completed execution has no open task left
-                row = await finish_tasks(uow, row, task_status)
-            await record(
-                uow, self.bus, row, target, [*progress, event], finished_at=utcnow(), **values
-            )
+                await finish_tasks(uow, row, task_status)
+            change = Change(row, target, [*progress, event], {"finished_at": utcnow(), **values})
+            await record_runs(uow, self.bus, [change])
         return target
 
-    async def _running_row(self, uow: UnitOfWork, run: RunHandle) -> Row[Any]:
+    async def _running_row(self, uow: UnitOfWork, run: RunHandle) -> RunRow:
         """The execution's row, locked, if this worker still holds its lease (the fence);
         else ExecutionGone saying why."""
         now = utcnow()
-        row = await uow.executions.get_leased_for_update(
-            run.workspace_id, run.id, run.worker_id, now
-        )
-        if row is not None:
-            return row
+        leased = await uow.runs.leased([(run.workspace_id, run.id)], run.worker_id, now)
+        if run.id in leased:
+            return leased[run.id]
         row = await uow.executions.get(run.workspace_id, run.id)
         if row is None or S(row.status) not in (S.RUNNING, S.CANCELLING):
             status = "deleted" if row is None else row.status
