@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx
 
+from bench.seed import graphql
+
 TARGET_MS = 1.0
 AGENT = (
     """mutation($input: AgentCreateInput!) { createAgent(input: $input) { ... on Agent { id } } }"""
@@ -77,16 +79,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Client:
+    """GraphQL over the app's ASGI interface, in this process."""
+
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
 
     async def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
-        response = await self.http.post("/graphql", json={"query": query, "variables": variables})
-        payload: dict[str, Any] = response.json()
-        if "errors" in payload:
-            raise RuntimeError(str(payload["errors"]))
-        data: dict[str, Any] = payload["data"]
-        return data
+        return await graphql(self.http, "/graphql", query, variables)
 
 
 async def _crew(gql: _Client, name: str, llm: str, tasks: int, tools: list[str]) -> str:

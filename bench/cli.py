@@ -7,8 +7,9 @@
 - agents: CPU per model request and per tool call of the agent runtime, crewql's runner against
   PydanticAI alone (bench/agents.py);
 - converter: CPU per object of the response-schema → Strawberry converter (bench/converter.py);
-- scaled: PostgreSQL only: 1, 2, 4 `crewql worker` processes behind an API replica, and fan-out
-  over two replicas (bench/scaled.py; skipped, saying so, without PostgreSQL).
+- scaled: PostgreSQL only: total CPU per execution with 1, 2, 4 `crewql worker` processes behind
+  an API replica, claim latency, executions run twice; fan-out over two replicas (bench/scaled.py;
+  skipped, saying so, without PostgreSQL).
 
 Each suite starts its own servers and cleans up after itself, on failure and Ctrl-C too.
 """
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench import agents, converter, fanout, pg, run, scaled, targets, throughput
-from bench.session import run_guarded, say
+from bench.output import say
+from bench.session import Session, run_guarded
 
 SUITES = ("crews", "fanout", "throughput", "agents", "scaled", "converter")
 
@@ -79,44 +82,36 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _fanout(args: argparse.Namespace, reports: targets.Reports) -> int:
-    code, report = run_guarded("fanout", args, fanout.run)
+def _suite(name: str, args: argparse.Namespace, reports: targets.Reports) -> int:
+    """Runs one suite; its exit code (with --strict, 1 when its target fails)."""
+    if name == "crews":
+        return run.suite(args)
+    if name == "converter":
+        return converter.suite()
+    bodies: dict[str, Callable[[Session], Any]] = {
+        "fanout": fanout.run,
+        "throughput": throughput.run,
+        "scaled": scaled.run,
+        "agents": lambda _session: agents.run(args),
+    }
+    code, report = run_guarded(name, args, bodies[name])
     if code or report is None:
         return code or 1
-    results, failures = report
-    reports.fanout = results
-    passed = not failures and all(r.passed for r in results)
+    if name == "fanout":
+        reports.fanout, failures = report
+        passed = not failures and all(r.passed for r in reports.fanout)
+    elif name == "throughput":  # on each database, the best runner concurrency passes
+        reports.throughput, failures = report
+        databases = {r.database for r in reports.throughput}
+        passed = not failures and all(
+            any(r.passed for r in reports.throughput if r.database == d) for d in databases
+        )
+    elif name == "scaled":
+        reports.scaled = report
+        passed = report.skipped is not None or targets.scaled_passed(report)
+    else:
+        passed = report.passed
     return 1 if args.strict and not passed else 0
-
-
-def _throughput(args: argparse.Namespace, reports: targets.Reports) -> int:
-    """Passed: on each database, the best runner concurrency reaches the target."""
-    code, report = run_guarded("throughput", args, throughput.run)
-    if code or report is None:
-        return code or 1
-    results, failures = report
-    reports.throughput = results
-    passed = not failures and all(
-        any(r.passed for r in results if r.database == database)
-        for database in {r.database for r in results}
-    )
-    return 1 if args.strict and not passed else 0
-
-
-def _scaled(args: argparse.Namespace, reports: targets.Reports) -> int:
-    """Passed: 2 workers >= 1.6 x one, every run complete, fan-out gapless within target."""
-    code, report = run_guarded("scaled", args, scaled.run)
-    if code or report is None:
-        return code or 1
-    reports.scaled = report
-    return 1 if args.strict and report.skipped is None and not report.passed else 0
-
-
-def _agents(args: argparse.Namespace) -> int:
-    code, result = run_guarded("agents", args, lambda _session: agents.run(args))
-    if code or result is None:
-        return code or 1
-    return 1 if args.strict and not result.passed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,18 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if index:
             say("")
         say(f"=== {name}")
-        if name == "crews":
-            code = run.suite(args)
-        elif name == "fanout":
-            code = _fanout(args, reports)
-        elif name == "throughput":
-            code = _throughput(args, reports)
-        elif name == "agents":
-            code = _agents(args)
-        elif name == "converter":
-            code = converter.suite()
-        else:
-            code = _scaled(args, reports)
+        code = _suite(name, args, reports)
         if code == 130:
             return 130  # interrupted: the remaining suites do not run
         worst = max(worst, code)

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from backend.api.graphql.mirror import to_type
 from backend.api.graphql.types.task import Task
 from backend.schemas import TaskResponse
-from bench.session import say
+from bench.output import say
 
 
 def looped(gql_type: type[Any], schema: type[BaseModel]) -> Callable[[BaseModel], Any]:

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
+
+from bench.procs import free_port
 
 LEVELS = (20, 30, 60)
 
@@ -40,12 +41,6 @@ def fragment_bomb(levels: int, root: str = "Query", operation: str = "query") ->
     parts += [f"fragment F{i} on {root} {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)]
     parts.append(f"fragment F{levels} on {root} {{ __typename }}")
     return " ".join(parts)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def timed(call: Callable[[], Awaitable[object]], repeat: int) -> float:

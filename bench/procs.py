@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -24,6 +25,17 @@ def free_port() -> int:
         return port
 
 
+def child_env(settings: dict[str, str]) -> dict[str, str]:
+    """The caller's environment without its CREWQL_* settings (none leak in from the shell),
+    plus `settings`, with the repository importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREWQL_")}
+    env.update(settings)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
+    return env
+
+
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 8.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; only this process (it leads its own session)."""
     if proc.poll() is not None:
@@ -39,11 +51,12 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 8.0) -> None:
 
 
 @dataclass
-class Server:
-    """One `python -m bench.serve APP` process, its port and its log file."""
+class Process:
+    """A server-like process of the bench on a free port: its own session (a Ctrl-C reaches
+    only the bench, which then stops it in order), output to a log file in the working
+    directory (away from the repository's .env and logs/)."""
 
     label: str
-    app: str
     env: dict[str, str]
     workdir: Path
     port: int = field(default_factory=free_port)
@@ -54,42 +67,67 @@ class Server:
         return f"http://127.0.0.1:{self.port}/graphql"
 
     @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    @property
     def log_path(self) -> Path:
         return self.workdir / f"{self.label}.log"
 
     @property
-    def pid(self) -> int | None:
-        return None if self.proc is None else self.proc.pid
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
-    def start(self, timeout: float = 60.0) -> None:
-        # Only the CREWQL_* settings the bench chose: none leak in from the caller's shell.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CREWQL_")}
-        env.update(self.env)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
-        )
+    def spawn(self, argv: list[str], env: dict[str, str]) -> None:
         with self.log_path.open("wb") as log:
-            # Its own session: a Ctrl-C reaches only the bench, which then stops it in order.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.serve", self.app, "--port", str(self.port)],
-                cwd=self.workdir,  # away from the repository's .env and logs/
-                env=env,
+                argv,
+                cwd=self.workdir,
+                env=child_env(env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._wait_ready(timeout)
 
-    def _wait_ready(self, timeout: float) -> None:
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            code = self.proc.returncode
+            raise RuntimeError(f"{self.label} exited with {code}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def terminate(self) -> None:
+        """SIGTERM without waiting (several processes stop at once, then `stop` waits)."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
+@dataclass
+class Server(Process):
+    """One `python -m bench.serve APP` process (APP: crewql or bare), ready once it answers."""
+
+    app: str = "crewql"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.spawn(
+            [sys.executable, "-m", "bench.serve", self.app, "--port", str(self.port)], self.env
+        )
         deadline = time.monotonic() + timeout
         headers = {"content-type": "application/json"}
         while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                code = self.proc.returncode
-                tail = self.log_tail()
-                raise RuntimeError(f"{self.label} exited with {code} at start-up:\n{tail}")
+            self.check_alive()
             try:
                 reply = httpx.post(self.url, content=PROBE, headers=headers, timeout=2.0)
                 if reply.status_code == 200:
@@ -100,14 +138,3 @@ class Server:
         raise RuntimeError(
             f"{self.label} did not answer within {timeout:.0f} s:\n{self.log_tail()}"
         )
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)

@@ -212,3 +212,46 @@ def postgres_backends(database: str) -> dict[int, float]:
 def _own_cpu() -> float:
     times = os.times()
     return times.user + times.system
+
+
+class Phase:
+    """CPU over one measured phase: each named process (all its threads), the PostgreSQL
+    backends serving `database`, this (the bench's) process, and what the rest of the machine
+    used meanwhile (others' work, which disturbs a measurement on a shared machine)."""
+
+    def __init__(self, pids: dict[str, int], database: str | None = None) -> None:
+        self.meters = {label: CpuMeter(pid) for label, pid in pids.items()}
+        self.machine = MachineMeter(database)
+
+    def start(self) -> None:
+        began = time.monotonic()
+        for meter in self.meters.values():
+            meter.start(began)
+        self.machine.start(began)
+
+    def stop(self) -> None:
+        ended = time.monotonic()
+        for meter in self.meters.values():
+            meter.stop(ended)
+        self.machine.stop(ended)
+
+    @property
+    def wall_s(self) -> float:
+        return self.machine.wall_s
+
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds by process label, and "postgres" (the database's backends)."""
+        found = {label: meter.cpu_s or 0.0 for label, meter in self.meters.items()}
+        if self.machine.database:
+            found["postgres"] = self.machine.database_cpu_s
+        return found
+
+    def cores(self) -> dict[str, float]:
+        """Cores used on average (1.0 = one core busy throughout), the bench client included."""
+        wall = self.wall_s or 1.0
+        found = {label: cpu / wall for label, cpu in self.cpu_s().items()}
+        found["bench client"] = self.machine.own_cpu_s / wall
+        return found
+
+    def others(self) -> float | None:
+        return self.machine.others(sum(m.cpu_s or 0.0 for m in self.meters.values()))

@@ -18,7 +18,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.session import say
+from bench.output import say
 
 RATE = 200
 

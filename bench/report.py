@@ -1,35 +1,12 @@
-"""The table, the two target ratios, and the JSON file under bench/results/."""
+"""The crews suite's table and its two target ratios."""
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import socket
-import subprocess
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from bench.load import LoadResult
-from bench.procs import REPO_ROOT
-
-RESULTS_DIR = REPO_ROOT / "bench" / "results"
-PACKAGES = (
-    "strawberry-graphql",
-    "graphql-core",
-    "uvicorn",
-    "uvloop",
-    "httptools",
-    "starlette",
-    "sqlalchemy",
-    "aiosqlite",
-    "asyncpg",
-    "orjson",
-    "pydantic",
-)
+from bench.output import table
 
 
 @dataclass(frozen=True)
@@ -97,31 +74,25 @@ def ratios(rows: list[Row]) -> list[Ratio]:
     return found
 
 
-def table(rows: list[Row]) -> str:
+def rows_table(rows: list[Row]) -> str:
     head = ("server", "database", "query", "req/s", "p50 ms", "p99 ms", "errors", "bytes")
-    lines = [
-        (
-            r.server,
-            r.database,
-            r.label,
-            f"{r.result.requests_per_s:,.1f}",
-            f"{r.result.p50_ms:.2f}",
-            f"{r.result.p99_ms:.2f}",
-            str(r.result.errors),
-            f"{r.result.bytes_per_response:,.0f}",
-        )
-        for r in rows
-    ]
-    widths = [max(len(x) for x in col) for col in zip(head, *lines, strict=True)]
-    right = {3, 4, 5, 6, 7}
-
-    def fmt(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    return "\n".join([fmt(head), fmt(tuple("-" * w for w in widths)), *map(fmt, lines)])
+    return table(
+        head,
+        [
+            (
+                r.server,
+                r.database,
+                r.label,
+                f"{r.result.requests_per_s:,.1f}",
+                f"{r.result.p50_ms:.2f}",
+                f"{r.result.p99_ms:.2f}",
+                str(r.result.errors),
+                f"{r.result.bytes_per_response:,.0f}",
+            )
+            for r in rows
+        ],
+        left=3,
+    )
 
 
 def ratio_lines(found: list[Ratio]) -> str:
@@ -130,68 +101,3 @@ def ratio_lines(found: list[Ratio]) -> str:
         f"{r.value:5.2f}  ({r.ours:,.1f} / {r.reference:,.1f} req/s, target >= 1.00)"
         for r in found
     )
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _git_revision() -> str:
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return rev + ("-dirty" if dirty else "")
-
-
-def machine() -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return {
-        "host": socket.gethostname(),
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "git": _git_revision(),
-        "packages": versions,
-    }
-
-
-def write_json(payload: dict[str, Any], started: datetime, prefix: str = "bench") -> Path:
-    """`<prefix>-<UTC time>.json`, also copied to `latest.json` (crews: prefix "bench") or
-    `<prefix>-latest.json` (the execution suites)."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{prefix}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    text = json.dumps(payload, indent=2, default=str) + "\n"
-    path.write_text(text, encoding="utf-8")
-    latest = "latest.json" if prefix == "bench" else f"{prefix}-latest.json"
-    (RESULTS_DIR / latest).write_text(text, encoding="utf-8")
-    return path
-
-
-def now() -> datetime:
-    return datetime.now(UTC)

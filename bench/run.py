@@ -12,19 +12,17 @@ import argparse
 import statistics
 import time
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from bench import pg
 from bench.load import LoadResult, LoadSettings, measure, wrk_path
+from bench.output import finish, now, say
 from bench.procs import Server
 from bench.queries import CREW_BY_ID, CREWS_PAGE, HELLO
-from bench.report import Row, machine, now, ratio_lines, ratios, table, write_json
+from bench.report import Row, ratio_lines, ratios, rows_table
 from bench.seed import BenchError, check_answers, first_crew_id, seed
-from bench.session import Session, crewql_env, drop_quietly, run_guarded, say
+from bench.session import Session, crewql_env, run_guarded
 
 WRK_MISSING = (
     "wrk is not installed (Debian/Ubuntu: apt-get install -y wrk); using the Python fallback "
@@ -68,13 +66,13 @@ class Case:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, workdir: Path, cleanup: ExitStack) -> None:
-        self.args = args
-        self.workdir = workdir
-        self.cleanup = cleanup
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.args = args = session.args
+        self.workdir = session.workdir
         self.results: dict[tuple[str, str, str], list[LoadResult]] = {}
         self.labels: dict[tuple[str, str, str], str] = {}
-        self.notes: list[str] = []
+        self.notes = session.notes
         self.settings = LoadSettings(
             duration=args.duration, warmup=args.warmup, connections=args.connections
         )
@@ -86,15 +84,8 @@ class Bench:
 
     # ------------------------------------------------------------------ set-up
 
-    def start(self, label: str, app: str, env: dict[str, str] | None = None) -> Server:
-        server = Server(label=label, app=app, env=env or {}, workdir=self.workdir)
-        self.cleanup.callback(server.stop)
-        say(f"starting {label} on port {server.port}")
-        server.start()
-        return server
-
     def bare(self) -> dict[str, Case]:
-        server = self.start("bare", "bare")
+        server = self.session.start("bare", "bare")
         crew_id = first_crew_id(server.url)
         check_answers(server.url, crew_id)
         return {
@@ -110,7 +101,7 @@ class Bench:
         }
 
     def crewql(self, database: str, url: str) -> dict[str, Case]:
-        server = self.start(f"crewql-{database}", "crewql", crewql_env(url))
+        server = self.session.start(f"crewql-{database}", "crewql", crewql_env(url))
         started = time.monotonic()
         seed(server.url, self.args.crews)
         took = time.monotonic() - started
@@ -122,29 +113,10 @@ class Bench:
             "b": Case(server, database, "b", "(b) crews(first: 100)", body(CREWS_PAGE)),
         }
 
-    def sqlite(self) -> dict[str, Case]:
-        return self.crewql("sqlite", f"sqlite+aiosqlite:///{self.workdir / 'bench.db'}")
-
-    def postgres(self) -> dict[str, Case] | None:
-        if self.args.no_postgres:
-            self.notes.append("PostgreSQL skipped (--no-postgres)")
-            return None
-        server_url = self.args.postgres_url
-        problem = pg.unreachable_reason(server_url)
-        if problem is not None:
-            note = (
-                f"PostgreSQL skipped: {server_url} unreachable ({problem}); "
-                "set BENCH_POSTGRES_URL or --postgres-url"
-            )
-            say(note)
-            self.notes.append(note)
-            return None
-        url = pg.new_database_url(server_url)
-        # Registered before the create (an interrupt in between leaves nothing behind) and before
-        # the server's stop, so it runs after that (ExitStack unwinds LIFO).
-        self.cleanup.callback(drop_quietly, server_url, url)
-        pg.create_database(server_url, url)
-        return self.crewql("postgres", url)
+    def databases(self) -> list[dict[str, Case]]:
+        return [
+            self.crewql(name, self.session.database_url(name)) for name in self.session.databases()
+        ]
 
     # ------------------------------------------------------------------ measuring
 
@@ -179,10 +151,7 @@ class Bench:
 
 def run(bench: Bench) -> None:
     bare = bench.bare()
-    ours = [bench.sqlite()]
-    on_postgres = bench.postgres()
-    if on_postgres is not None:
-        ours.append(on_postgres)
+    ours = bench.databases()
     say("measuring")
     for round_ in range(bench.args.repeat):
         if bench.args.repeat > 1:
@@ -197,7 +166,7 @@ def run(bench: Bench) -> None:
 
 
 def measure_all(session: Session) -> Bench:
-    bench = Bench(session.args, session.workdir, session.cleanup)
+    bench = Bench(session)
     if bench.tool == "python":
         say(WRK_MISSING if session.args.load == "auto" else "using the Python load generator")
     run(bench)
@@ -218,36 +187,21 @@ def report(bench: Bench, started_at: datetime, started: float) -> bool:
     )
     say("")
     say(f"load: {tool}, after {s.warmup:g} s of warm-up; median of {args.repeat} run(s)")
-    say(table(rows))
+    say(rows_table(rows))
     say("")
     say(ratio_lines(found))
-    for note in bench.notes:
-        say(f"note: {note}")
-    path = write_json(
-        {
-            "started_at": started_at.isoformat(),
-            "elapsed_s": round(time.monotonic() - started, 1),
-            "machine": machine(),
-            "load": {
-                "tool": "wrk" if bench.tool == "wrk" else "python-fallback",
-                "threads": bench.settings.threads,
-                "connections": bench.settings.connections,
-                "duration_s": bench.settings.duration,
-                "warmup_s": bench.settings.warmup,
-                "repeat": args.repeat,
-            },
-            "crews_seeded": args.crews,
-            "rows": [row.as_dict() for row in rows],
-            "runs": {
-                "/".join(key): [r.as_dict() for r in runs] for key, runs in bench.results.items()
-            },
-            "ratios": [r.as_dict() for r in found],
-            "notes": bench.notes,
-        },
-        started_at,
-    )
-    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
-    say(f"results: {shown}")
+    load = {
+        "tool": "wrk" if bench.tool == "wrk" else "python-fallback",
+        "threads": s.threads,
+        "connections": s.connections,
+        "duration_s": s.duration,
+        "warmup_s": s.warmup,
+        "repeat": args.repeat,
+    }
+    runs = {"/".join(key): [r.as_dict() for r in runs] for key, runs in bench.results.items()}
+    body = {"load": load, "crews_seeded": args.crews, "rows": [row.as_dict() for row in rows]}
+    body |= {"runs": runs, "ratios": [r.as_dict() for r in found]}
+    finish("crews", started_at, time.monotonic() - started, bench.notes, body)
     say(f"total {time.monotonic() - started:.0f} s")
     return all(r.passed for r in found)
 

@@ -34,7 +34,11 @@ class BenchError(Exception):
 async def graphql(
     client: httpx.AsyncClient, url: str, query: str, variables: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    reply = await client.post(url, json={"query": query, "variables": variables or {}})
+    return data_of(url, await client.post(url, json={"query": query, "variables": variables or {}}))
+
+
+def data_of(url: str, reply: httpx.Response) -> dict[str, Any]:
+    """The `data` of a GraphQL answer; BenchError on any other status or on errors."""
     if reply.status_code != 200:
         raise BenchError(f"{url} answered {reply.status_code}: {reply.text[:500]}")
     body: dict[str, Any] = reply.json()

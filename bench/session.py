@@ -26,14 +26,11 @@ from typing import TypeVar
 from sqlalchemy.engine import make_url
 
 from bench import pg
+from bench.output import say
 from bench.procs import REPO_ROOT, Server, stop_process
 from bench.seed import BenchError
 
 T = TypeVar("T")
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -131,6 +128,11 @@ class Child:
         except OSError:
             return ""
         return f":\n{text[-2000:]}" if text else ""
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def stop(self) -> None:
         if self.proc is not None:
