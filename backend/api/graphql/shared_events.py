@@ -19,6 +19,9 @@ Why a hand-written memo: graphql-core and Strawberry have no multiplexing; graph
 documented hook for per-event execution is the executor class (`executor_class`, which Strawberry
 passes as `execution_context_class`). The memo is a small per-process LRU; an evicted event is
 simply executed again by whoever asks later (a slow subscriber catching up).
+
+Websocket subscribers of a group get a shared event's frame without going through the executor
+at all (direct.py); the executor tells their sink the group when it is built.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from graphql import (
 )
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from backend.api.graphql.direct import DIRECT, event_key
 from backend.api.graphql.types.execution import ExecutionEvent
 
 DEFAULT_CAPACITY = 4096
@@ -57,6 +61,7 @@ class SharedEvents:
         self._payloads: dict[int, tuple[Any, str | None]] = {}
         self.hits = 0
         self.misses = 0
+        self.direct = 0  # hits answered with the encoded payload for a DirectSink
 
     def get(self, key: Hashable) -> ExecutionResult | None:
         found = self._results.get(key)
@@ -75,6 +80,17 @@ class SharedEvents:
         while len(self._results) > self.capacity:
             _, old = self._results.popitem(last=False)
             self._payloads.pop(id(old.data), None)
+
+    def encoded(self, key: Hashable, encode: Callable[[object], str]) -> str | None:
+        """The encoded `{"data": ...}` payload of a stored result; None when there is none (a
+        miss is not counted: the event then takes the executor's path, which counts it)."""
+        found = self._results.get(key)
+        if found is None:
+            return None
+        self._results.move_to_end(key)
+        self.hits += 1
+        self.direct += 1
+        return self.encoded_payload(found.data, encode)
 
     def encoded_payload(self, data: object, encode: Callable[[object], str]) -> str | None:
         """`{"data": data}` encoded once for everyone, when `data` is a shared result's (by
@@ -135,21 +151,22 @@ class SharingExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, answering a subscription event from SharedEvents when a
     subscriber of the same group already executed it."""
 
-    _group: Hashable | None
-
-    def build_per_event_executor(self, payload: Any) -> Any:
-        if not hasattr(self, "_group"):
-            self._group = _group_key(self)  # once per subscription; copied to each event's
-        return super().build_per_event_executor(payload)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Once per operation; each event's executor is a copy of this one and keeps it.
+        self._group = _group_key(self)
+        sink = DIRECT.get()
+        if sink is not None:  # a websocket operation: its resolver may send shared frames
+            sink.group = self._group
 
     def execute_operation(self, serially: bool | None = None) -> Any:
-        group = getattr(self, "_group", None)
+        group = self._group
         event = self.root_value
         seq = getattr(event, "seq", None)  # the pydantic-made type's fields are not typed
         if group is None or not isinstance(event, ExecutionEvent) or seq is None:
             return super().execute_operation(serially)
         shared: SharedEvents = self.context_value.shared_events
-        key = (group, event.execution_id, seq)
+        key = event_key(group, event.execution_id, seq)
         found = shared.get(key)
         if found is not None:
             return found

@@ -12,6 +12,8 @@ What we add to Strawberry's handlers, and why:
 - The legacy protocol runs queries and mutations too (subscriptions-transport-ws lets `start`
   carry any operation); every refusal of an operation is an `error` carrying GraphQL errors.
 - Each `subscribe`/`start` takes a token of the key's rate and a slot of its subscription cap.
+- Each operation's task has a DirectSink (direct.py): events its sharing group already executed
+  go to the socket as one pre-encoded frame, past Strawberry's per-result work.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from graphql import GraphQLError
 from loguru import logger
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage as TransportInit,
@@ -54,6 +57,7 @@ from backend.api.graphql.authentication import (
     too_many_subscriptions_error,
 )
 from backend.api.graphql.context import Context
+from backend.api.graphql.direct import DIRECT, DirectSink, frame_head
 from backend.api.graphql.errors import INTERNAL, UNEXPECTED_ERROR
 from backend.api.graphql.guards import UNKNOWN_ADDRESS
 from backend.api.graphql.ws_frames import LEGACY_FRAMES, TRANSPORT_FRAMES, check_frame
@@ -171,6 +175,13 @@ class _SocketGuard:
             del self._slots[operation_id]
             self._view.services.subscriptions.release(principal.limit_key)
 
+    def _direct(self, message: dict[str, object]) -> None:
+        """Gives the running operation's task (and only it: a context variable) a DirectSink
+        sending frames that start as `message` does."""
+        view = self._view
+        head = frame_head(view.encode_json, message)
+        DIRECT.set(DirectSink(self.websocket.send_text, head, view.shared_events, view.encode_json))
+
     def _forget_socket(self) -> None:
         self._settle()
         self._view.revocations.unregister(self._registered, self)
@@ -203,6 +214,10 @@ class TransportWSHandler(_SocketGuard, BaseGraphQLTransportWSHandler[Context, No
             await self.handle_invalid_message(problem.close_reason)
             return
         await super().handle_message(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        self._direct({"id": operation.id, "type": "next"})
+        await super().run_operation(operation)
 
     async def handle_connection_init(self, message: TransportInit) -> None:
         payload = message.get("payload", {})
@@ -326,6 +341,7 @@ class LegacyWSHandler(_SocketGuard, BaseGraphQLWSHandler[Context, None]):
         """Strawberry's, with any operation type (it subscribes only), every request error in
         the `error` message (it sent the first), and a closed socket ending the task quietly
         (it raised from the task: "Task exception was never retrieved")."""
+        self._direct({"type": "data", "id": operation_id})
         try:
             source = await self.schema.stream(
                 query=query,

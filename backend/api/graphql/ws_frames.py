@@ -25,6 +25,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import NonTextMessageReceived, WebSocketDisconnected
 
+from backend.api.graphql.direct import frame_head
 from backend.core.rate_limit import TokenBucketLimiter
 
 # A close frame's reason is at most 123 bytes (RFC 6455 §5.5).
@@ -143,13 +144,18 @@ class GuardedWebSocket(ASGIWebSocketAdapter):
         if isinstance(payload, dict) and len(payload) == 1 and "data" in payload:
             shared = view.shared_events.encoded_payload(payload["data"], view.encode_json)
             if shared is not None:
-                head: str = view.encode_json({k: v for k, v in message.items() if k != "payload"})
+                rest = {k: v for k, v in message.items() if k != "payload"}
                 try:
-                    await self.ws.send_text(f'{head[:-1]},"payload":{shared}}}')
+                    await self.ws.send_text(f"{frame_head(view.encode_json, rest)}{shared}}}")
                 except WebSocketDisconnect as exc:  # as Strawberry's send_json reports it
                     raise WebSocketDisconnected from exc
                 return
         await super().send_json(message)
+
+    async def send_text(self, text: str) -> None:
+        """A frame encoded already (direct.py); raises WebSocketDisconnect when the client has
+        gone."""
+        await self.ws.send_text(text)
 
 
 _OBJECT = TypeAdapter(dict[str, Any])

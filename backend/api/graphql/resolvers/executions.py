@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from backend.api.graphql.context import Info
+from backend.api.graphql.direct import DIRECT
 from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.mirror import input_type, to_schema
@@ -227,11 +228,13 @@ class ExecutionSubscription:
             raise ClientError(f"Execution {execution_id} does not exist.", "NOT_FOUND")
         stream = ctx.services.watch.stream_events(ctx.workspace_id, parsed, after=after or 0)
         clock = metrics.DeliveryClock("executionEvents")
+        sink = DIRECT.get()  # a websocket operation's: its group's frames go straight out
         try:
             with metrics.subscription_open("executionEvents"):
                 async for event in stream:
                     clock.delivered(event.created_at)
-                    yield event_type(event)
+                    if sink is None or not await sink.offer(event.execution_id, event.seq):
+                        yield event_type(event)
         except NotFound as missing:
             raise ClientError(missing.message, "NOT_FOUND") from None
         except Unavailable as gone:
@@ -257,11 +260,13 @@ class ExecutionSubscription:
             ctx.workspace_id, statuses=flt.statuses or (), crew_id=_crew_id(flt), after=after
         )
         clock = metrics.DeliveryClock("executionUpdates")
+        sink = DIRECT.get()
         try:
             with metrics.subscription_open("executionUpdates"):
                 async for event in stream:
                     clock.delivered(event.created_at)
-                    yield event_type(event)
+                    if sink is None or not await sink.offer(event.execution_id, event.seq):
+                        yield event_type(event)
         except Unavailable as gone:
             raise ClientError(gone.message, gone.code) from None
         finally:
