@@ -12,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.types.pagination import Connection, Edge, PageInfo
 from backend.config.settings import Settings
+from backend.core.errors import NotFound
 from backend.schemas import ListFilter, PageRequest
 
 NodeT = TypeVar("NodeT")
@@ -91,6 +92,15 @@ def parse_id(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+def known_id(value: str, entity: str) -> uuid.UUID:
+    """The id of the `entity` a mutation acts on; one that is not an id names nothing, so the
+    answer is the NotFound (a member of the mutation's result) of an unknown id."""
+    parsed = parse_id(value)
+    if parsed is None:
+        raise NotFound(entity, value)
+    return parsed
 
 
 def filter_id(value: str | None, field: str) -> uuid.UUID | None:

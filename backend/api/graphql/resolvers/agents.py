@@ -9,7 +9,13 @@ import strawberry
 from backend.api.graphql.context import Info
 from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import to_schema
-from backend.api.graphql.pagination import connection, list_filter, page_request, parse_id
+from backend.api.graphql.pagination import (
+    connection,
+    known_id,
+    list_filter,
+    page_request,
+    parse_id,
+)
 from backend.api.graphql.prefetch import Graph
 from backend.api.graphql.types.agent import Agent
 from backend.api.graphql.types.errors import (
@@ -84,9 +90,7 @@ class AgentMutation:
         self, info: Info, id: strawberry.ID, input: AgentUpdateInput
     ) -> UpdateAgentResult:
         ctx = info.context
-        agent_id = parse_id(id)
-        if agent_id is None:
-            raise NotFound("Agent", id)
+        agent_id = known_id(id, "Agent")
         agent = await ctx.services.crews.update_agent(
             ctx.workspace_id, agent_id, to_schema(AgentUpdate, input)
         )
@@ -96,8 +100,6 @@ class AgentMutation:
     @domain_result(NotFound, Conflict, InUse)
     async def delete_agent(self, info: Info, id: strawberry.ID) -> DeleteAgentResult:
         ctx = info.context
-        agent_id = parse_id(id)
-        if agent_id is None:
-            raise NotFound("Agent", id)
+        agent_id = known_id(id, "Agent")
         deleted = await ctx.services.crews.delete_agent(ctx.workspace_id, agent_id)
         return Deleted(id=strawberry.ID(str(deleted)))

@@ -14,7 +14,7 @@ import strawberry
 from backend.api.graphql.context import Info
 from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import to_schema
-from backend.api.graphql.pagination import parse_id
+from backend.api.graphql.pagination import known_id
 from backend.api.graphql.types.api_key import (
     ApiKey,
     ApiKeyCreated,
@@ -61,8 +61,5 @@ class ApiKeyMutation:
     @domain_result(NotFound)
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyResult:
         ctx = info.context
-        key_id = parse_id(id)
-        if key_id is None:
-            raise NotFound("ApiKey", id)
-        revoked = await ctx.services.auth.revoke_key(ctx.workspace_id, key_id)
+        revoked = await ctx.services.auth.revoke_key(ctx.workspace_id, known_id(id, "ApiKey"))
         return api_key_type(revoked)

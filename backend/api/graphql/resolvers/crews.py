@@ -9,7 +9,13 @@ import strawberry
 from backend.api.graphql.context import Info
 from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import to_schema
-from backend.api.graphql.pagination import connection, list_filter, page_request, parse_id
+from backend.api.graphql.pagination import (
+    connection,
+    known_id,
+    list_filter,
+    page_request,
+    parse_id,
+)
 from backend.api.graphql.prefetch import Graph
 from backend.api.graphql.types.crew import Crew
 from backend.api.graphql.types.errors import ConflictError, Deleted, NotFoundError, ValidationError
@@ -89,9 +95,7 @@ class CrewMutation:
         self, info: Info, id: strawberry.ID, input: CrewUpdateInput
     ) -> UpdateCrewResult:
         ctx = info.context
-        crew_id = parse_id(id)
-        if crew_id is None:
-            raise NotFound("Crew", id)
+        crew_id = known_id(id, "Crew")
         crew = await ctx.services.crews.update_crew(
             ctx.workspace_id, crew_id, to_schema(CrewUpdate, input)
         )
@@ -101,8 +105,6 @@ class CrewMutation:
     @domain_result(NotFound, Conflict)
     async def delete_crew(self, info: Info, id: strawberry.ID) -> DeleteCrewResult:
         ctx = info.context
-        crew_id = parse_id(id)
-        if crew_id is None:
-            raise NotFound("Crew", id)
+        crew_id = known_id(id, "Crew")
         deleted = await ctx.services.crews.delete_crew(ctx.workspace_id, crew_id)
         return Deleted(id=strawberry.ID(str(deleted)))

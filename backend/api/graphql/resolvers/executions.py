@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,7 +13,14 @@ from backend.api.graphql.direct import DIRECT
 from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.mirror import input_type, to_schema
-from backend.api.graphql.pagination import connection, list_filter, page_request, parse_id
+from backend.api.graphql.pagination import (
+    connection,
+    filter_id,
+    known_id,
+    list_filter,
+    page_request,
+    parse_id,
+)
 from backend.api.graphql.types.errors import (
     ConflictError,
     InvalidTransitionError,
@@ -82,22 +88,6 @@ class ExecutionUpdatesFilter:
     )
 
 
-def _crew_id(flt: ExecutionFilter | ExecutionUpdatesFilter) -> uuid.UUID | None:
-    if flt.crew_id is None:
-        return None
-    crew_id = parse_id(flt.crew_id)
-    if crew_id is None:
-        raise ClientError("`filter.crewId` is not a valid id.", argument="filter")
-    return crew_id
-
-
-def _known_execution_id(value: strawberry.ID) -> uuid.UUID:
-    execution_id = parse_id(value)
-    if execution_id is None:
-        raise NotFound("Execution", value)
-    return execution_id
-
-
 @strawberry.type
 class ExecutionQuery:
     @strawberry.field(description="One execution of your workspace, or null if there is none.")
@@ -123,7 +113,7 @@ class ExecutionQuery:
             page_request(ctx.settings, first, after),
             list_filter(flt),
             statuses=flt.statuses or (),
-            crew_id=_crew_id(flt),
+            crew_id=filter_id(flt.crew_id, "crewId"),
         )
         return connection(
             [execution_type(e) for e in page.items],
@@ -179,7 +169,7 @@ class ExecutionMutation:
     ) -> CancelExecutionResult:
         ctx = info.context
         execution = await ctx.services.executions.cancel_execution(
-            ctx.workspace_id, _known_execution_id(id), force=force
+            ctx.workspace_id, known_id(id, "Execution"), force=force
         )
         return execution_type(execution)
 
@@ -188,7 +178,7 @@ class ExecutionMutation:
     async def retry_execution(self, info: Info, id: strawberry.ID) -> RetryExecutionResult:
         ctx = info.context
         execution = await ctx.services.executions.retry_execution(
-            ctx.workspace_id, _known_execution_id(id), api_key_id=ctx.api_key_id
+            ctx.workspace_id, known_id(id, "Execution"), api_key_id=ctx.api_key_id
         )
         return execution_type(execution)
 
@@ -205,7 +195,7 @@ class ExecutionMutation:
         by = ctx.principal.key_prefix if ctx.principal is not None else "unknown"
         execution = await ctx.services.inputs.respond(
             ctx.workspace_id,
-            _known_execution_id(id),
+            known_id(id, "Execution"),
             approve=approve,
             feedback=feedback,
             by=by,
@@ -257,7 +247,10 @@ class ExecutionSubscription:
         ctx = info.context
         flt = filter or ExecutionUpdatesFilter()
         stream = ctx.services.watch.stream_updates(
-            ctx.workspace_id, statuses=flt.statuses or (), crew_id=_crew_id(flt), after=after
+            ctx.workspace_id,
+            statuses=flt.statuses or (),
+            crew_id=filter_id(flt.crew_id, "crewId"),
+            after=after,
         )
         clock = metrics.DeliveryClock("executionUpdates")
         sink = DIRECT.get()

@@ -8,9 +8,15 @@ import strawberry
 
 from backend.api.graphql.context import Info
 from backend.api.graphql.domain_result import domain_result
-from backend.api.graphql.errors import ClientError
 from backend.api.graphql.mirror import to_schema
-from backend.api.graphql.pagination import connection, list_filter, page_request, parse_id
+from backend.api.graphql.pagination import (
+    connection,
+    filter_id,
+    known_id,
+    list_filter,
+    page_request,
+    parse_id,
+)
 from backend.api.graphql.prefetch import Graph
 from backend.api.graphql.types.errors import (
     ConflictError,
@@ -56,11 +62,7 @@ class TaskQuery:
     ) -> Connection[Task]:
         ctx = info.context
         flt = filter or TaskFilter()
-        agent_id = None
-        if flt.agent_id is not None:
-            agent_id = parse_id(flt.agent_id)
-            if agent_id is None:
-                raise ClientError("`filter.agentId` is not a valid id.", argument="filter")
+        agent_id = filter_id(flt.agent_id, "agentId")
         page = await ctx.services.crews.list_tasks(
             ctx.workspace_id,
             page_request(ctx.settings, first, after),
@@ -89,9 +91,7 @@ class TaskMutation:
         self, info: Info, id: strawberry.ID, input: TaskUpdateInput
     ) -> UpdateTaskResult:
         ctx = info.context
-        task_id = parse_id(id)
-        if task_id is None:
-            raise NotFound("Task", id)
+        task_id = known_id(id, "Task")
         task = await ctx.services.crews.update_task(
             ctx.workspace_id, task_id, to_schema(TaskUpdate, input)
         )
@@ -101,8 +101,6 @@ class TaskMutation:
     @domain_result(NotFound, Conflict, InUse)
     async def delete_task(self, info: Info, id: strawberry.ID) -> DeleteTaskResult:
         ctx = info.context
-        task_id = parse_id(id)
-        if task_id is None:
-            raise NotFound("Task", id)
+        task_id = known_id(id, "Task")
         deleted = await ctx.services.crews.delete_task(ctx.workspace_id, task_id)
         return Deleted(id=strawberry.ID(str(deleted)))

@@ -10,7 +10,7 @@ import strawberry
 from backend.api.graphql.context import Info
 from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.mirror import input_type, to_schema
-from backend.api.graphql.pagination import parse_id
+from backend.api.graphql.pagination import known_id
 from backend.api.graphql.types.errors import (
     ConflictError,
     Deleted,
@@ -60,13 +60,6 @@ SetHttpAllowlistResult = Annotated[
 ]
 
 
-def _server_id(id: strawberry.ID) -> Any:
-    server_id = parse_id(id)
-    if server_id is None:
-        raise NotFound("McpServer", id)
-    return server_id
-
-
 @strawberry.type
 class ToolQuery:
     @strawberry.field(
@@ -111,7 +104,9 @@ class ToolMutation:
     ) -> UpdateMcpServerResult:
         ctx = info.context
         data = to_schema(McpServerUpdate, input)
-        updated = await ctx.services.tools.servers.update(ctx.workspace_id, _server_id(id), data)
+        updated = await ctx.services.tools.servers.update(
+            ctx.workspace_id, known_id(id, "McpServer"), data
+        )
         return mcp_server_type(updated)
 
     @strawberry.mutation(
@@ -120,7 +115,7 @@ class ToolMutation:
     @domain_result(NotFound, InUse)
     async def delete_mcp_server(self, info: Info, id: strawberry.ID) -> DeleteMcpServerResult:
         ctx = info.context
-        server_id = _server_id(id)
+        server_id = known_id(id, "McpServer")
         await ctx.services.tools.servers.delete(ctx.workspace_id, server_id)
         return Deleted(id=id)
 
