@@ -1,5 +1,6 @@
 """The docs name only things that exist: every `backend/...` path, and every function written in
-call form (`name()`, `Class.method(args)`) in backticks.
+call form (`name()`, `Class.method(args)`) in backticks. docs/architecture.md, which walks requests
+through the code, is held to more: every file, folder, `Class.member` and snake_case name in it.
 
 Restricted on purpose so that it cannot be flaky or noisy: only snake_case names are checked
 (GraphQL fields such as `createTask(input)` or `crew(id:)` are camelCase, classes CapWords,
@@ -46,6 +47,8 @@ def sources() -> tuple[frozenset[str], dict[str, tuple[set[str], list[str]]]]:
                     names.update(t.id for t in node.targets if isinstance(t, ast.Name))
                 elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
                     names.add(node.target.id)
+                elif isinstance(node, ast.arg):  # a parameter (`check_llms` of a service)
+                    names.add(node.arg)
                 if isinstance(node, ast.ClassDef):
                     members, bases = classes.setdefault(node.name, (set(), []))
                     for base in node.bases:  # `Base` or `Base[Model]`
@@ -109,3 +112,90 @@ def test_functions_in_call_form_exist(doc: Path) -> None:
     text = doc.read_text(encoding="utf-8")
     unknown = sorted({name for name, _ in CALL.findall(text) if not exists(name)})
     assert not unknown, f"{doc.name} names functions that do not exist: {unknown}"
+
+
+# docs/architecture.md walks requests through the code, so every name it shows must exist, not only
+# the ones in call form: `Class.member`, snake_case names, and file and folder names.
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+TOKEN = re.compile(r"`([^`\n]+)`")
+NAME = re.compile(r"@?((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*)(\(.*\))?")
+FILE = re.compile(r"[\w.*/-]+(\.py|/)")
+# What the page names that is not ours or not in a checkout: Pydantic's and aiosqlite's methods,
+# PostgreSQL's connection setting and our NOTIFY channel, the graphql-ws message type, HTTP
+# headers, and the log folder (made at run time).
+EXTERNAL = frozenset(
+    {
+        "model_construct",
+        "execute_fetchall",
+        "application_name",
+        "crewql_events",
+        "connection_init",
+        "Accept",
+        "Authorization",
+        "logs/",
+    }
+)
+# Where the classes the page names from our dependencies live.
+LIBRARIES = (
+    "sqlalchemy.exc",
+    "sqlalchemy.ext.asyncio",
+    "strawberry.extensions",
+    "pydantic_ai",
+    "pydantic_ai.mcp",
+)
+
+
+@cache
+def repository_files() -> frozenset[str]:
+    """Every file and folder of the repository's own trees, by each of its trailing paths."""
+    found = {p.name + ("/" if p.is_dir() else "") for p in ROOT.iterdir()}
+    for folder in ("backend", "tests", "bench", "web", "docs"):
+        for path in (ROOT / folder).rglob("*"):
+            if "__pycache__" in path.parts or "node_modules" in path.parts:
+                continue
+            parts = path.relative_to(ROOT).parts
+            suffix = "/" if path.is_dir() else ""
+            found.update("/".join(parts[i:]) + suffix for i in range(len(parts)))
+    return frozenset(found)
+
+
+def architecture_name_exists(name: str) -> bool:
+    from backend.db.base import Base
+
+    tables = Base.metadata.tables.values()
+    last = name.rpartition(".")[2]
+    return (
+        last in EXTERNAL
+        or any(hasattr(importlib.import_module(m), last) for m in LIBRARIES)
+        or last in {t.name for t in tables}
+        or last in {c.name for t in tables for c in t.c}
+        or f"{last}.py" in repository_files()
+        or (last in sources()[0] and exists(name))
+    )
+
+
+def test_architecture_names_exist() -> None:
+    import backend.models  # noqa: F401 - the tables, for their names
+
+    missing = []
+    for token in sorted(set(TOKEN.findall(ARCHITECTURE.read_text(encoding="utf-8")))):
+        if token in EXTERNAL or token in repository_files():
+            continue
+        if FILE.fullmatch(token) and not token.startswith("/"):
+            if "*" not in token and token.removeprefix("backend/") not in repository_files():
+                missing.append(token)
+            continue
+        match = NAME.fullmatch(token)
+        if match is None:
+            continue
+        name = match.group(1)
+        parts = name.split(".")
+        if any(re.search(r"[a-z][A-Z]", p) and p[0].islower() for p in parts):
+            continue  # camelCase: a GraphQL name (docs/api.md's business)
+        if name.isupper() or re.fullmatch(r"[A-Z0-9_]+", parts[-1]):
+            continue  # a setting, a status, an error code
+        if "_" not in name and "." not in name and not name[0].isupper():
+            continue  # a plain word
+        if not architecture_name_exists(name):
+            missing.append(token)
+    assert not missing, f"architecture.md names what does not exist: {missing}"
