@@ -38,7 +38,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "suites",
         nargs="*",
         metavar="suite",
-        help="crews, fanout, throughput, agents, scaled or all (the default); several run in order",
+        help=f"{', '.join(SUITES)} or all (the default); several run in order",
     )
     parser.add_argument(
         "--postgres-url",

@@ -187,36 +187,6 @@ class Drive:
     rows: list[dict[str, Any]]  # the executions it created, read back afterwards
 
 
-async def _drive(
-    url: str,
-    crew_id: str,
-    count: int,
-    shape: tuple[int, int, float],
-    seconds: float,
-    measured: tuple[Callable[[], None], Callable[[], None]],
-) -> Drive:
-    batch, in_flight, rate = shape
-    limits = httpx.Limits(max_connections=in_flight + 2)
-    async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
-        created: list[dict[str, Any]] = []
-        measured[0]()
-        began = time.monotonic()
-        create_s, finished = None, False
-        try:
-            creating = create_all(client, url, crew_id, count, created, batch, in_flight, rate)
-            await asyncio.wait_for(creating, seconds)
-            create_s = time.monotonic() - began
-            # Paced runs last longer: poll less, so the polls cost little of what is measured.
-            every = 1.0 if rate else 0.25
-            finished = await wait_finished(client, url, began + seconds, every)
-        except TimeoutError:
-            pass
-        measured[1]()
-        ids = {c["id"] for c in created}
-        rows = [r for r in await read_all(client, url) if r["id"] in ids]
-        return Drive(len(created), create_s, finished, rows)
-
-
 def drive(
     url: str,
     crew_id: str,
@@ -228,7 +198,30 @@ def drive(
     """Creates `count` executions of the crew (`shape`: per request, requests in flight,
     executions offered a second or 0), waits until none is queued or running, all within
     `seconds`; `measured` (start, stop) is called around that phase, before the read-back."""
-    return asyncio.run(_drive(url, crew_id, count, shape, seconds, measured))
+
+    async def go() -> Drive:
+        batch, in_flight, rate = shape
+        limits = httpx.Limits(max_connections=in_flight + 2)
+        async with httpx.AsyncClient(timeout=60.0, limits=limits) as client:
+            created: list[dict[str, Any]] = []
+            measured[0]()
+            began = time.monotonic()
+            create_s, finished = None, False
+            try:
+                creating = create_all(client, url, crew_id, count, created, batch, in_flight, rate)
+                await asyncio.wait_for(creating, seconds)
+                create_s = time.monotonic() - began
+                # Paced runs last longer: poll less, so the polls cost little of what is measured.
+                every = 1.0 if rate else 0.25
+                finished = await wait_finished(client, url, began + seconds, every)
+            except TimeoutError:
+                pass
+            measured[1]()
+            ids = {c["id"] for c in created}
+            rows = [r for r in await read_all(client, url) if r["id"] in ids]
+            return Drive(len(created), create_s, finished, rows)
+
+    return asyncio.run(go())
 
 
 def drive_problems(drive: Drive, count: int, seconds: float) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -215,10 +214,3 @@ def suite(args: argparse.Namespace) -> int:
         return code
     passed = report(bench, started_at, started)
     return 1 if args.strict and not passed else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m bench crews …` (kept for callers of bench.run.main)."""
-    from bench.cli import main as cli_main
-
-    return cli_main(["crews", *(argv or [])])

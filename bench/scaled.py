@@ -260,7 +260,8 @@ def run(session: Session) -> ScaledReport:
     report = ScaledReport([], [], {})
     for workers in ex.int_list(args.scaled_workers, "--scaled-workers"):
         say(
-            f"scaled cost: {args.scaled_executions} executions offered at {args.scaled_rate:g}/s, "
+            f"scaled cost: {args.scaled_executions} executions offered at "
+            f"{f'{args.scaled_rate:g}/s' if args.scaled_rate else 'full speed'}, "
             f"1 API replica, {workers} worker(s) x concurrency {args.worker_concurrency}"
         )
         try:
