@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -117,22 +116,8 @@ class Cluster:
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
         """Every replica answers /readyz; every process has its bus connection listening."""
         deadline = time.monotonic() + timeout
-        replicas = [p for p in self.processes if p.command == "serve"]
-        pending = list(replicas)
-        while pending:
-            for process in self.processes:
-                process.check_alive()
-            for replica in list(pending):
-                try:
-                    reply = httpx.get(replica.url.replace("/graphql", "/readyz"), timeout=2.0)
-                    if reply.status_code == 200:
-                        pending.remove(replica)
-                except httpx.TransportError:
-                    pass
-            if pending and time.monotonic() > deadline:
-                raise BenchError(f"{pending[0].label} not ready in {timeout:.0f} s")
-            if pending:
-                time.sleep(0.2)
+        for replica in (p for p in self.processes if p.command == "serve"):
+            replica.wait_answering("/readyz", max(1.0, deadline - time.monotonic()))
         query = (
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             f"AND application_name = '{BUS_APPLICATION_NAME}'"

@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +22,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from bench.procs import free_port
+from bench.cluster import Crewql
 
 LEVELS = (20, 30, 60)
 
@@ -104,39 +101,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hostile")
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args(argv)
-    port = free_port()
     with tempfile.TemporaryDirectory() as directory:
+        workdir = Path(directory)
         env = {
-            **os.environ,
-            "CREWQL_DATABASE_URL": f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}",
+            "CREWQL_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
             "CREWQL_AUTH_ENABLED": "false",
             "CREWQL_LOG_TO_FILES": "false",
             "CREWQL_LOG_LEVEL": "WARNING",
-            "CREWQL_PORT": str(port),
         }
-        server = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "serve"], env=env, stderr=subprocess.PIPE
-        )
+        server = Crewql("hostile", env, workdir)
+        server.start()
         try:
-            base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("crewql serve did not start")
-                time.sleep(0.1)
-            figures = asyncio.run(measure(base, args.repeat))
+            server.wait_answering("/healthz", 30.0)
+            figures = asyncio.run(measure(server.url.removesuffix("/graphql"), args.repeat))
         finally:
-            server.terminate()
-            _, errors = server.communicate(timeout=20)
+            server.stop()
+        log = server.log_path.read_text(encoding="utf-8", errors="replace")
     for name, value in figures.items():
         print(f"{name:45} {value:8.2f} ms")
-    tracebacks = errors.decode().count("Traceback")
-    print(f"server log: {tracebacks} tracebacks, {errors.decode().count('| ERROR')} ERROR lines")
+    print(f"server log: {log.count('Traceback')} tracebacks, {log.count('| ERROR')} ERROR lines")
     return 0
 
 

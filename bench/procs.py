@@ -91,6 +91,21 @@ class Process:
                 start_new_session=True,
             )
 
+    def wait_answering(self, path: str, timeout: float) -> None:
+        """Until GET `path` answers 200 (RuntimeError when the process exits or time is up)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            try:
+                url = self.url.replace("/graphql", path)
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.label} not ready in {timeout:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.2)
+
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
             code = self.proc.returncode

@@ -33,21 +33,6 @@ def main_thread_cpu_seconds(pid: int) -> float | None:
     return _stat_cpu(f"/proc/{pid}/task/{pid}/stat")
 
 
-def socket_count(pid: int) -> int | None:
-    try:
-        entries = list(os.scandir(f"/proc/{pid}/fd"))
-    except OSError:
-        return None
-    count = 0
-    for entry in entries:
-        try:
-            if os.readlink(entry.path).startswith("socket:"):
-                count += 1
-        except OSError:
-            pass  # closed meanwhile
-    return count
-
-
 def connections_on_port(port: int) -> int:
     """TCP connections whose local port is `port` and that a process still holds (not
     listening; TIME_WAIT has no owner and is not counted): a server's open client sockets."""
@@ -117,14 +102,13 @@ class CpuMeter:
         return self.main_cpu_s / self.wall_s
 
 
-def _cpu_times() -> tuple[int, int] | None:
+def _cpu_times() -> tuple[int, int, int] | None:
+    """From /proc/stat, in ticks: (all, idle + iowait, user + nice + system)."""
     try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     except OSError:
         return None
-    values = [int(v) for v in fields]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return sum(values), idle
+    return sum(values), values[3] + (values[4] if len(values) > 4 else 0), sum(values[:3])
 
 
 def machine_busy(seconds: float = 1.0) -> float | None:
@@ -135,59 +119,7 @@ def machine_busy(seconds: float = 1.0) -> float | None:
     after = _cpu_times()
     if before is None or after is None or after[0] == before[0]:
         return None
-    total, idle = after[0] - before[0], after[1] - before[1]
-    return 1.0 - idle / total
-
-
-class MachineMeter:
-    """CPU the whole machine's processes used between `start()` and `stop()` (user + system time
-    from /proc/stat: interrupt handling, such as loopback traffic, is left out), and what is left
-    after subtracting the bench's own processes: others' work, which disturbs a measurement on a
-    shared machine. `database` names a PostgreSQL database whose server processes count as ours.
-    """
-
-    def __init__(self, database: str | None = None) -> None:
-        self.database = database
-        self._before: float | None = None
-        self._own0 = 0.0
-        self._db0: dict[int, float] = {}
-        self._t0 = 0.0
-        self.busy_core_s: float | None = None
-        self.wall_s = 0.0
-        self.own_cpu_s = 0.0  # this (the bench's) process
-        self.database_cpu_s = 0.0  # the PostgreSQL processes serving `database`
-
-    def start(self, now: float) -> None:
-        self._before = _process_ticks()
-        self._own0 = _own_cpu()
-        self._db0 = postgres_backends(self.database) if self.database else {}
-        self._t0 = now
-
-    def stop(self, now: float) -> None:
-        after = _process_ticks()
-        self.wall_s = now - self._t0
-        self.own_cpu_s = _own_cpu() - self._own0
-        if self.database:
-            db1 = postgres_backends(self.database)
-            self.database_cpu_s = sum(cpu - self._db0.get(pid, 0.0) for pid, cpu in db1.items())
-        if self._before is not None and after is not None:
-            self.busy_core_s = (after - self._before) / TICKS
-
-    def others(self, ours: float) -> float | None:
-        """Cores' worth of CPU that other processes used, on average (0.5 = half a core)."""
-        if self.busy_core_s is None or self.wall_s <= 0:
-            return None
-        theirs = self.busy_core_s - ours - self.own_cpu_s - self.database_cpu_s
-        return max(0.0, theirs) / self.wall_s
-
-
-def _process_ticks() -> float | None:
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system = (int(v) for v in fields[:3])
-    return float(user + nice + system)
+    return 1.0 - (after[1] - before[1]) / (after[0] - before[0])
 
 
 def postgres_backends(database: str) -> dict[int, float]:
@@ -216,42 +148,62 @@ def _own_cpu() -> float:
 
 class Phase:
     """CPU over one measured phase: each named process (all its threads), the PostgreSQL
-    backends serving `database`, this (the bench's) process, and what the rest of the machine
-    used meanwhile (others' work, which disturbs a measurement on a shared machine)."""
+    backends serving `database` (a backend that exits meanwhile takes its CPU with it), this
+    (the bench's) process, and what the rest of the machine used meanwhile: others' work, which
+    disturbs a measurement on a shared machine (user + system time from /proc/stat; interrupt
+    handling, such as loopback traffic, is left out)."""
 
     def __init__(self, pids: dict[str, int], database: str | None = None) -> None:
         self.meters = {label: CpuMeter(pid) for label, pid in pids.items()}
-        self.machine = MachineMeter(database)
+        self.database = database
+        self.wall_s = 0.0
+        self._t0 = 0.0
+        self._busy0: int | None = None
+        self._own0 = 0.0
+        self._db0: dict[int, float] = {}
+        self.busy_core_s: float | None = None  # the whole machine
+        self.own_cpu_s = 0.0
+        self.database_cpu_s = 0.0
 
     def start(self) -> None:
-        began = time.monotonic()
+        self._t0 = time.monotonic()
         for meter in self.meters.values():
-            meter.start(began)
-        self.machine.start(began)
+            meter.start(self._t0)
+        times = _cpu_times()
+        self._busy0 = None if times is None else times[2]
+        self._own0 = _own_cpu()
+        self._db0 = postgres_backends(self.database) if self.database else {}
 
     def stop(self) -> None:
         ended = time.monotonic()
         for meter in self.meters.values():
             meter.stop(ended)
-        self.machine.stop(ended)
-
-    @property
-    def wall_s(self) -> float:
-        return self.machine.wall_s
+        self.wall_s = ended - self._t0
+        times = _cpu_times()
+        if self._busy0 is not None and times is not None:
+            self.busy_core_s = (times[2] - self._busy0) / TICKS
+        self.own_cpu_s = _own_cpu() - self._own0
+        if self.database:
+            db1 = postgres_backends(self.database)
+            self.database_cpu_s = sum(cpu - self._db0.get(pid, 0.0) for pid, cpu in db1.items())
 
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds by process label, and "postgres" (the database's backends)."""
         found = {label: meter.cpu_s or 0.0 for label, meter in self.meters.items()}
-        if self.machine.database:
-            found["postgres"] = self.machine.database_cpu_s
+        if self.database:
+            found["postgres"] = self.database_cpu_s
         return found
 
     def cores(self) -> dict[str, float]:
         """Cores used on average (1.0 = one core busy throughout), the bench client included."""
         wall = self.wall_s or 1.0
         found = {label: cpu / wall for label, cpu in self.cpu_s().items()}
-        found["bench client"] = self.machine.own_cpu_s / wall
+        found["bench client"] = self.own_cpu_s / wall
         return found
 
     def others(self) -> float | None:
-        return self.machine.others(sum(m.cpu_s or 0.0 for m in self.meters.values()))
+        """Cores' worth of CPU that other processes used, on average (0.5 = half a core)."""
+        if self.busy_core_s is None or self.wall_s <= 0:
+            return None
+        ours = sum(self.cpu_s().values()) + self.own_cpu_s
+        return max(0.0, self.busy_core_s - ours) / self.wall_s
