@@ -62,10 +62,11 @@ def _throughput_lines(results: list[ThroughputResult]) -> list[str]:
         return [_line(None, "executions: CPU ms and exec/s", "-", "not run: bench throughput")]
     lines = []
     for database in sorted({r.database for r in results}):
-        mine = [r for r in results if r.database == database and not r.problems]
+        mine = [r for r in results if r.database == database and r.completed]
         if not mine:
-            lines.append(_line("FAIL", f"executions on {database}", "-", "no complete run"))
+            lines.append(_line("FAIL", f"executions on {database}", "-", "none completed"))
             continue
+        cut = "" if any(not r.problems for r in mine) else "; run cut short, see above"
         cheapest = min(
             (r.cpu_ms_per_execution for r in mine if r.cpu_ms_per_execution is not None),
             default=None,
@@ -74,18 +75,18 @@ def _throughput_lines(results: list[ThroughputResult]) -> list[str]:
         if cheapest is not None:
             lines.append(
                 _line(
-                    "PASS" if cheapest <= CPU_MS_PER_EXECUTION else "FAIL",
+                    "PASS" if cheapest <= CPU_MS_PER_EXECUTION and not cut else "FAIL",
                     f"server CPU per execution, {database}",
                     f"{cheapest:.1f} ms",
-                    f"<= {CPU_MS_PER_EXECUTION:g} ms",
+                    f"<= {CPU_MS_PER_EXECUTION:g} ms{cut}",
                 )
             )
         lines.append(
             _line(
-                "PASS" if fastest >= EXECUTIONS_PER_S else "FAIL",
+                "PASS" if fastest >= EXECUTIONS_PER_S and not cut else "FAIL",
                 f"executions a second on one process, {database}",
                 f"{fastest:.1f}/s",
-                f">= {EXECUTIONS_PER_S:g}/s",
+                f">= {EXECUTIONS_PER_S:g}/s{cut}",
             )
         )
     return lines
