@@ -9,10 +9,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.utils.groups import group_by
 
 
 @dataclass(frozen=True)
@@ -26,9 +29,8 @@ class OrderedLinks:
         self, session: AsyncSession, workspace_id: uuid.UUID, parent_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, list[uuid.UUID]]:
         """Each parent's ids in order; every asked parent gets an entry."""
-        found: dict[uuid.UUID, list[uuid.UUID]] = {parent_id: [] for parent_id in parent_ids}
         if not parent_ids:
-            return found
+            return {}
         parent, child = self.links.c[self.parent], self.links.c[self.child]
         stmt = (
             select(parent, child)
@@ -36,9 +38,8 @@ class OrderedLinks:
             .where(self.owner.c.workspace_id == workspace_id, parent.in_(set(parent_ids)))
             .order_by(parent, self.links.c.position)
         )
-        for parent_id, child_id in await session.execute(stmt):
-            found[parent_id].append(child_id)
-        return found
+        rows = await session.execute(stmt)
+        return group_by(parent_ids, rows, itemgetter(0), itemgetter(1))
 
     async def replace(
         self, session: AsyncSession, parent_id: uuid.UUID, child_ids: Sequence[uuid.UUID]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from operator import attrgetter
 
 from backend.core.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from backend.events.bus import EventBus
@@ -45,6 +46,7 @@ from backend.services.execution_record import (
     record_cancelled,
     task_of,
 )
+from backend.utils.groups import group_by
 
 S = ExecutionStatus
 
@@ -277,10 +279,7 @@ class ExecutionService:
     ) -> dict[uuid.UUID, list[ExecutionResponse]]:
         async with self._read_uow() as uow:
             rows = await uow.executions.children(workspace_id, execution_ids)
-        found: dict[uuid.UUID, list[ExecutionResponse]] = {i: [] for i in execution_ids}
-        for row in rows:
-            found[row.parent_id].append(execution_of(row))
-        return found
+        return group_by(execution_ids, rows, attrgetter("parent_id"), execution_of)
 
     async def events_of_many(
         self,
@@ -294,10 +293,7 @@ class ExecutionService:
             rows = await uow.executions.events_of_many(
                 workspace_id, execution_ids, after=after, limit=limit
             )
-        found: dict[uuid.UUID, list[ExecutionEventResponse]] = {i: [] for i in execution_ids}
-        for row in rows:
-            found[row.execution_id].append(event_of(row))
-        return found
+        return group_by(execution_ids, rows, attrgetter("execution_id"), event_of)
 
     async def events(
         self,
