@@ -94,8 +94,10 @@ def describe_failure(
         return f"model endpoint {endpoint} timed out{attempts}{_cause(exc)}"
     if isinstance(exc, ModelConnectionError):
         return f"could not reach model endpoint {endpoint}{attempts}{_cause(exc)}"
-    if isinstance(exc, ModelAPIError):
-        return f"model endpoint {endpoint} failed: {short(str(exc))}{_cause(exc)}"
+    # Before the generic ModelAPIError: since pydantic-ai 2.7x an empty or malformed response
+    # raises an error that is both (ModelEmptyResponseError), and it is the answer that is wrong.
     if isinstance(exc, UnexpectedModelBehavior):
         return f"the answer from {endpoint} could not be used: {short(str(exc))}"
+    if isinstance(exc, ModelAPIError):
+        return f"model endpoint {endpoint} failed: {short(str(exc))}{_cause(exc)}"
     return None
