@@ -52,10 +52,7 @@ def _graphql_annotation(annotation: Any) -> Any:
         nested = _NESTED_INPUTS.get(annotation)
         if nested is None:
             nested = input_type(
-                annotation,
-                annotation.__name__ + "Input",
-                partial=False,
-                description=(annotation.__doc__ or "").strip() or None,
+                annotation, partial=False, description=(annotation.__doc__ or "").strip() or None
             )
             _NESTED_INPUTS[annotation] = nested
         return nested
@@ -66,10 +63,11 @@ def _graphql_annotation(annotation: Any) -> Any:
     raise TypeError(f"no GraphQL mapping for {annotation!r}")
 
 
-def input_type(
-    model: type[BaseModel], name: str, *, partial: bool, description: str | None
-) -> type:
-    """Builds `@strawberry.input class <name>` mirroring `model`'s fields (camelCased)."""
+def input_type(model: type[BaseModel], *, partial: bool, description: str | None) -> type:
+    """Builds `@strawberry.input class <model name>Input` mirroring `model`'s fields
+    (camelCased): `AgentCreate` becomes `AgentCreateInput`. `partial`: every field optional (an
+    update's input)."""
+    name = model.__name__ + "Input"
     namespace: dict[str, Any] = {"__annotations__": {}, "__module__": __name__}
     for field_name, info in model.model_fields.items():
         annotation = _graphql_annotation(info.annotation)

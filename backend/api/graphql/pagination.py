@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
+
+from strawberry.dataloader import DataLoader
 
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.types.pagination import Connection, Edge, PageInfo
@@ -16,6 +18,7 @@ from backend.core.errors import NotFound
 from backend.schemas import ListFilter, PageRequest
 
 NodeT = TypeVar("NodeT")
+LoadedT = TypeVar("LoadedT")
 _PREFIX = "c1:"
 
 
@@ -45,20 +48,23 @@ def page_request(settings: Settings, first: int | None, after: str | None) -> Pa
     return PageRequest(first=size, after=None if after is None else decode_cursor(after))
 
 
-def connection(
-    nodes: Sequence[NodeT],
-    *,
-    has_next_page: bool,
-    has_previous_page: bool,
-    node_id: Callable[[NodeT], Any] = lambda node: node.id,  # type: ignore[attr-defined]
-) -> Connection[NodeT]:
-    edges = [Edge(cursor=encode_cursor(node_id(node)), node=node) for node in nodes]
+class PageFlags(Protocol):
+    """What a connection's pageInfo needs from a page the service read (a `Page`, a crew graph)."""
+
+    @property
+    def has_next_page(self) -> bool: ...
+    @property
+    def has_previous_page(self) -> bool: ...
+
+
+def connection(nodes: Sequence[NodeT], page: PageFlags) -> Connection[NodeT]:
+    edges = [Edge(cursor=encode_cursor(node.id), node=node) for node in nodes]  # type: ignore[attr-defined]
     return Connection(
         edges=edges,
         nodes=list(nodes),
         page_info=PageInfo(
-            has_next_page=has_next_page,
-            has_previous_page=has_previous_page,
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
@@ -92,6 +98,12 @@ def parse_id(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+async def load_by_id(loader: DataLoader[uuid.UUID, LoadedT | None], value: str) -> LoadedT | None:
+    """What a query for one object by id finds: None for an id that names nothing."""
+    parsed = parse_id(value)
+    return None if parsed is None else await loader.load(parsed)
 
 
 def known_id(value: str, entity: str) -> uuid.UUID:

@@ -13,8 +13,8 @@ from backend.api.graphql.pagination import (
     connection,
     known_id,
     list_filter,
+    load_by_id,
     page_request,
-    parse_id,
 )
 from backend.api.graphql.prefetch import Graph
 from backend.api.graphql.types.agent import Agent
@@ -45,10 +45,7 @@ DeleteAgentResult = Annotated[
 class AgentQuery:
     @strawberry.field(description="One agent of your workspace, or null if there is none.")
     async def agent(self, info: Info, id: strawberry.ID) -> Agent | None:
-        agent_id = parse_id(id)
-        if agent_id is None:
-            return None
-        found = await info.context.loaders.agent.load(agent_id)
+        found = await load_by_id(info.context.loaders.agent, id)
         return None if found is None else Graph(info).agents([found])[0]
 
     @strawberry.field(description="Agents of your workspace, newest first.")
@@ -66,11 +63,7 @@ class AgentQuery:
             page_request(ctx.settings, first, after),
             list_filter(flt),
         )
-        return connection(
-            Graph(info).agents(page.items),
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-        )
+        return connection(Graph(info).agents(page.items), page)
 
 
 @strawberry.type
@@ -90,9 +83,8 @@ class AgentMutation:
         self, info: Info, id: strawberry.ID, input: AgentUpdateInput
     ) -> UpdateAgentResult:
         ctx = info.context
-        agent_id = known_id(id, "Agent")
         agent = await ctx.services.crews.update_agent(
-            ctx.workspace_id, agent_id, to_schema(AgentUpdate, input)
+            ctx.workspace_id, known_id(id, "Agent"), to_schema(AgentUpdate, input)
         )
         return Graph(info).agents([agent])[0]
 
@@ -100,6 +92,6 @@ class AgentMutation:
     @domain_result(NotFound, Conflict, InUse)
     async def delete_agent(self, info: Info, id: strawberry.ID) -> DeleteAgentResult:
         ctx = info.context
-        agent_id = known_id(id, "Agent")
-        deleted = await ctx.services.crews.delete_agent(ctx.workspace_id, agent_id)
-        return Deleted(id=strawberry.ID(str(deleted)))
+        return Deleted.of(
+            await ctx.services.crews.delete_agent(ctx.workspace_id, known_id(id, "Agent"))
+        )

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import strawberry
 
 from backend.api.graphql.context import Info
 from backend.api.graphql.domain_result import domain_result
-from backend.api.graphql.mirror import input_type, to_schema
+from backend.api.graphql.mirror import to_schema
 from backend.api.graphql.pagination import parse_id
 from backend.api.graphql.resolvers.crews import shaped_crew
 from backend.api.graphql.types.crewai import CrewaiImport, CrewaiProject, CrewaiWarning
 from backend.api.graphql.types.errors import ConflictError, ValidationError
+from backend.api.graphql.types.inputs import CrewaiImportInput
 from backend.core.errors import Conflict, NotFound, ValidationFailed
 from backend.schemas.crewai import CrewaiImport as CrewaiImportSchema
-
-if TYPE_CHECKING:
-    CrewaiImportInput = Any
-else:
-    CrewaiImportInput = input_type(
-        CrewaiImportSchema,
-        "CrewaiImportInput",
-        partial=False,
-        description="A CrewAI project's two YAML files, and the crew's name here.",
-    )
 
 ImportCrewaiProjectResult = Annotated[
     CrewaiImport | ValidationError | ConflictError, strawberry.union("ImportCrewaiProjectResult")

@@ -73,11 +73,7 @@ class CrewQuery:
             with_agents=with_agents,
             fields=graph.graph_fields,
         )
-        return connection(
-            await graph.crew_graph(page),
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-        )
+        return connection(await graph.crew_graph(page), page)
 
 
 @strawberry.type
@@ -95,9 +91,8 @@ class CrewMutation:
         self, info: Info, id: strawberry.ID, input: CrewUpdateInput
     ) -> UpdateCrewResult:
         ctx = info.context
-        crew_id = known_id(id, "Crew")
         crew = await ctx.services.crews.update_crew(
-            ctx.workspace_id, crew_id, to_schema(CrewUpdate, input)
+            ctx.workspace_id, known_id(id, "Crew"), to_schema(CrewUpdate, input)
         )
         return await shaped_crew(info, crew)
 
@@ -105,6 +100,6 @@ class CrewMutation:
     @domain_result(NotFound, Conflict)
     async def delete_crew(self, info: Info, id: strawberry.ID) -> DeleteCrewResult:
         ctx = info.context
-        crew_id = known_id(id, "Crew")
-        deleted = await ctx.services.crews.delete_crew(ctx.workspace_id, crew_id)
-        return Deleted(id=strawberry.ID(str(deleted)))
+        return Deleted.of(
+            await ctx.services.crews.delete_crew(ctx.workspace_id, known_id(id, "Crew"))
+        )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import strawberry
 
@@ -12,12 +13,13 @@ from backend.api.graphql.context import Info
 from backend.api.graphql.direct import DIRECT
 from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.errors import ClientError
-from backend.api.graphql.mirror import input_type, to_schema
+from backend.api.graphql.mirror import to_schema
 from backend.api.graphql.pagination import (
     connection,
     filter_id,
     known_id,
     list_filter,
+    load_by_id,
     page_request,
     parse_id,
 )
@@ -33,20 +35,11 @@ from backend.api.graphql.types.execution import (
     event_type,
     execution_type,
 )
+from backend.api.graphql.types.inputs import ExecutionCreateInput
 from backend.api.graphql.types.pagination import Connection
 from backend.core.errors import Conflict, InvalidTransition, NotFound, Unavailable, ValidationFailed
 from backend.observability import metrics
-from backend.schemas import ExecutionCreate, ExecutionStatus
-
-if TYPE_CHECKING:
-    ExecutionCreateInput = Any
-else:
-    ExecutionCreateInput = input_type(
-        ExecutionCreate,
-        "ExecutionCreateInput",
-        partial=False,
-        description="Launch a stored crew (crewId) or an inline crew config (crew), not both.",
-    )
+from backend.schemas import ExecutionCreate, ExecutionEventResponse, ExecutionStatus
 
 CreateExecutionResult = Annotated[
     Execution | ValidationError | NotFoundError | ConflictError,
@@ -92,10 +85,7 @@ class ExecutionUpdatesFilter:
 class ExecutionQuery:
     @strawberry.field(description="One execution of your workspace, or null if there is none.")
     async def execution(self, info: Info, id: strawberry.ID) -> Execution | None:
-        execution_id = parse_id(id)
-        if execution_id is None:
-            return None
-        found = await info.context.loaders.execution.load(execution_id)
+        found = await load_by_id(info.context.loaders.execution, id)
         return None if found is None else execution_type(found)
 
     @strawberry.field(description="Executions of your workspace, newest first.")
@@ -115,11 +105,7 @@ class ExecutionQuery:
             statuses=flt.statuses or (),
             crew_id=filter_id(flt.crew_id, "crewId"),
         )
-        return connection(
-            [execution_type(e) for e in page.items],
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-        )
+        return connection([execution_type(e) for e in page.items], page)
 
 
 @strawberry.type(description="How many executions are in one status.")
@@ -217,20 +203,9 @@ class ExecutionSubscription:
         if parsed is None:
             raise ClientError(f"Execution {execution_id} does not exist.", "NOT_FOUND")
         stream = ctx.services.watch.stream_events(ctx.workspace_id, parsed, after=after or 0)
-        clock = metrics.DeliveryClock("executionEvents")
-        sink = DIRECT.get()  # a websocket operation's: its group's frames go straight out
-        try:
-            with metrics.subscription_open("executionEvents"):
-                async for event in stream:
-                    clock.delivered(event.created_at)
-                    if sink is None or not await sink.offer(event.execution_id, event.seq):
-                        yield event_type(event)
-        except NotFound as missing:
-            raise ClientError(missing.message, "NOT_FOUND") from None
-        except Unavailable as gone:
-            raise ClientError(gone.message, gone.code) from None
-        finally:
-            await stream.aclose()
+        async with aclosing(_delivered("executionEvents", stream)) as events:
+            async for event in events:
+                yield event
 
     @strawberry.subscription(
         description="A live feed of status changes of your executions, for dashboards. With "
@@ -252,15 +227,27 @@ class ExecutionSubscription:
             crew_id=filter_id(flt.crew_id, "crewId"),
             after=after,
         )
-        clock = metrics.DeliveryClock("executionUpdates")
-        sink = DIRECT.get()
-        try:
-            with metrics.subscription_open("executionUpdates"):
-                async for event in stream:
-                    clock.delivered(event.created_at)
-                    if sink is None or not await sink.offer(event.execution_id, event.seq):
-                        yield event_type(event)
-        except Unavailable as gone:
-            raise ClientError(gone.message, gone.code) from None
-        finally:
-            await stream.aclose()
+        async with aclosing(_delivered("executionUpdates", stream)) as events:
+            async for event in events:
+                yield event
+
+
+async def _delivered(
+    field: str, stream: AsyncGenerator[ExecutionEventResponse, None]
+) -> AsyncGenerator[ExecutionEvent, None]:
+    """A subscription's events on their way to its client, timed and counted. On a websocket
+    the operation's direct sink may take an event (its group's frames then go straight out) and
+    nothing is yielded; a stream that cannot go on (its execution is gone, the database cannot
+    be reached) ends as the client's error, with the domain error's code."""
+    clock = metrics.DeliveryClock(field)
+    sink = DIRECT.get()
+    try:
+        with metrics.subscription_open(field):
+            async for event in stream:
+                clock.delivered(event.created_at)
+                if sink is None or not await sink.offer(event.execution_id, event.seq):
+                    yield event_type(event)
+    except (NotFound, Unavailable) as error:
+        raise ClientError(error.message, error.code) from None
+    finally:
+        await stream.aclose()

@@ -14,8 +14,8 @@ from backend.api.graphql.pagination import (
     filter_id,
     known_id,
     list_filter,
+    load_by_id,
     page_request,
-    parse_id,
 )
 from backend.api.graphql.prefetch import Graph
 from backend.api.graphql.types.errors import (
@@ -46,10 +46,7 @@ DeleteTaskResult = Annotated[
 class TaskQuery:
     @strawberry.field(description="One task of your workspace, or null if there is none.")
     async def task(self, info: Info, id: strawberry.ID) -> Task | None:
-        task_id = parse_id(id)
-        if task_id is None:
-            return None
-        found = await info.context.loaders.task.load(task_id)
+        found = await load_by_id(info.context.loaders.task, id)
         return None if found is None else (await Graph(info).tasks([found]))[0]
 
     @strawberry.field(description="Tasks of your workspace, newest first.")
@@ -69,11 +66,7 @@ class TaskQuery:
             list_filter(flt),
             agent_id=agent_id,
         )
-        return connection(
-            await Graph(info).tasks(page.items),
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-        )
+        return connection(await Graph(info).tasks(page.items), page)
 
 
 @strawberry.type
@@ -91,9 +84,8 @@ class TaskMutation:
         self, info: Info, id: strawberry.ID, input: TaskUpdateInput
     ) -> UpdateTaskResult:
         ctx = info.context
-        task_id = known_id(id, "Task")
         task = await ctx.services.crews.update_task(
-            ctx.workspace_id, task_id, to_schema(TaskUpdate, input)
+            ctx.workspace_id, known_id(id, "Task"), to_schema(TaskUpdate, input)
         )
         return (await Graph(info).tasks([task]))[0]
 
@@ -101,6 +93,6 @@ class TaskMutation:
     @domain_result(NotFound, Conflict, InUse)
     async def delete_task(self, info: Info, id: strawberry.ID) -> DeleteTaskResult:
         ctx = info.context
-        task_id = known_id(id, "Task")
-        deleted = await ctx.services.crews.delete_task(ctx.workspace_id, task_id)
-        return Deleted(id=strawberry.ID(str(deleted)))
+        return Deleted.of(
+            await ctx.services.crews.delete_task(ctx.workspace_id, known_id(id, "Task"))
+        )

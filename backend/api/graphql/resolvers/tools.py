@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import strawberry
 
 from backend.api.graphql.context import Info
 from backend.api.graphql.domain_result import domain_result
-from backend.api.graphql.mirror import input_type, to_schema
+from backend.api.graphql.mirror import to_schema
 from backend.api.graphql.pagination import known_id
 from backend.api.graphql.types.errors import (
     ConflictError,
@@ -18,6 +18,7 @@ from backend.api.graphql.types.errors import (
     NotFoundError,
     ValidationError,
 )
+from backend.api.graphql.types.inputs import McpServerCreateInput, McpServerUpdateInput
 from backend.api.graphql.types.tool import (
     HttpAllowlist,
     McpServer,
@@ -27,23 +28,6 @@ from backend.api.graphql.types.tool import (
 )
 from backend.core.errors import Conflict, InUse, NotFound, ValidationFailed
 from backend.schemas.tool import HttpAllowlistSet, McpServerCreate, McpServerUpdate
-
-if TYPE_CHECKING:  # generated classes: mypy sees them as Any
-    McpServerCreateInput = Any
-    McpServerUpdateInput = Any
-else:
-    McpServerCreateInput = input_type(
-        McpServerCreate,
-        "McpServerCreateInput",
-        partial=False,
-        description="An MCP server reached over HTTP; header values come from secrets.",
-    )
-    McpServerUpdateInput = input_type(
-        McpServerUpdate,
-        "McpServerUpdateInput",
-        partial=True,
-        description="Fields to change; `headers` replaces the whole list when given.",
-    )
 
 CreateMcpServerResult = Annotated[
     McpServer | ValidationError | ConflictError, strawberry.union("CreateMcpServerResult")

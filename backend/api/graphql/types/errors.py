@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import strawberry
 
 from backend.api.graphql.types.enums import ExecutionStatus
@@ -43,6 +45,10 @@ class InUseError(Error):
 @strawberry.type(description="The object was deleted.")
 class Deleted:
     id: strawberry.ID
+
+    @classmethod
+    def of(cls, deleted: uuid.UUID) -> Deleted:
+        return cls(id=strawberry.ID(str(deleted)))
 
 
 @strawberry.type(description="The execution is not in a status that allows this.")

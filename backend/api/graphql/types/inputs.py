@@ -8,7 +8,19 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 
 from backend.api.graphql.mirror import input_type
-from backend.schemas import AgentCreate, AgentUpdate, CrewCreate, CrewUpdate, TaskCreate, TaskUpdate
+from backend.schemas import (
+    AgentCreate,
+    AgentUpdate,
+    CrewCreate,
+    CrewUpdate,
+    ExecutionCreate,
+    TaskCreate,
+    TaskUpdate,
+)
+from backend.schemas.crewai import CrewaiImport
+from backend.schemas.tool import McpServerCreate, McpServerUpdate
+
+_STAY = "Fields to change; omitted fields stay as they are."
 
 if TYPE_CHECKING:  # generated classes: mypy sees them as Any
     AgentCreateInput = Any
@@ -17,33 +29,40 @@ if TYPE_CHECKING:  # generated classes: mypy sees them as Any
     TaskUpdateInput = Any
     CrewCreateInput = Any
     CrewUpdateInput = Any
+    McpServerCreateInput = Any
+    McpServerUpdateInput = Any
+    ExecutionCreateInput = Any
+    CrewaiImportInput = Any
 else:
-    AgentCreateInput = input_type(
-        AgentCreate, "AgentCreateInput", partial=False, description="A new agent."
-    )
+    AgentCreateInput = input_type(AgentCreate, partial=False, description="A new agent.")
     AgentUpdateInput = input_type(
         AgentUpdate,
-        "AgentUpdateInput",
         partial=True,
         description="Fields to change; omitted fields stay, null clears an optional field.",
     )
-    TaskCreateInput = input_type(
-        TaskCreate, "TaskCreateInput", partial=False, description="A new task."
+    TaskCreateInput = input_type(TaskCreate, partial=False, description="A new task.")
+    TaskUpdateInput = input_type(TaskUpdate, partial=True, description=_STAY)
+    CrewCreateInput = input_type(CrewCreate, partial=False, description="A new crew.")
+    CrewUpdateInput = input_type(CrewUpdate, partial=True, description=_STAY)
+    McpServerCreateInput = input_type(
+        McpServerCreate,
+        partial=False,
+        description="An MCP server reached over HTTP; header values come from secrets.",
     )
-    TaskUpdateInput = input_type(
-        TaskUpdate,
-        "TaskUpdateInput",
+    McpServerUpdateInput = input_type(
+        McpServerUpdate,
         partial=True,
-        description="Fields to change; omitted fields stay as they are.",
+        description="Fields to change; `headers` replaces the whole list when given.",
     )
-    CrewCreateInput = input_type(
-        CrewCreate, "CrewCreateInput", partial=False, description="A new crew."
+    ExecutionCreateInput = input_type(
+        ExecutionCreate,
+        partial=False,
+        description="Launch a stored crew (crewId) or an inline crew config (crew), not both.",
     )
-    CrewUpdateInput = input_type(
-        CrewUpdate,
-        "CrewUpdateInput",
-        partial=True,
-        description="Fields to change; omitted fields stay as they are.",
+    CrewaiImportInput = input_type(
+        CrewaiImport,
+        partial=False,
+        description="A CrewAI project's two YAML files, and the crew's name here.",
     )
 
 
