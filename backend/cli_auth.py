@@ -44,15 +44,13 @@ class CliError(Exception):
 
 def add_auth_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
     """Registers `workspace` and `apikey` on the `crewql` parser."""
-    workspace = sub.add_parser("workspace", help="create and list workspaces (tenants)")
-    workspace_sub = workspace.add_subparsers(dest="workspace_command", required=True)
+    workspace_sub = command_group(sub, "workspace", "create and list workspaces (tenants)")
 
     create = add_command(workspace_sub, "create", "create a workspace", _auth(workspace_create))
     create.add_argument("name", help="letters, digits, '.', '_' and '-'")
     add_command(workspace_sub, "list", "list workspaces", _auth(workspace_list))
 
-    apikey = sub.add_parser("apikey", help="create, list and revoke API keys")
-    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
+    apikey_sub = command_group(sub, "apikey", "create, list and revoke API keys")
 
     create = add_command(
         apikey_sub,
@@ -84,6 +82,18 @@ def add_auth_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
         workspace=True,
     )
     revoke.add_argument("key", help="the key's prefix (cq_...) or id, as `apikey list` shows")
+
+
+def command_group(
+    sub: SubParsers,  # type: ignore[type-arg]
+    name: str,
+    help: str,
+    dest: str | None = None,
+) -> SubParsers:  # type: ignore[type-arg]
+    """`crewql NAME ...`: a command whose own subcommands (added to what is returned) do the
+    work; `dest` names the missing word in argparse's error (default: NAME_command)."""
+    group: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    return group.add_subparsers(dest=dest or f"{name}_command", required=True)
 
 
 def add_command(

@@ -22,6 +22,7 @@ from backend.cli_auth import (
     CliError,
     SubParsers,
     add_command,
+    command_group,
     migrated_engine,
     one_line,
     say,
@@ -35,8 +36,9 @@ from backend.services.crewai_service import CrewaiService
 
 def add_crewai_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
     """Registers `import crewai` and `export crewai` on the `crewql` parser."""
-    importing = sub.add_parser("import", help="import a project made with another tool")
-    import_sub = importing.add_subparsers(dest="import_format", required=True)
+    import_sub = command_group(
+        sub, "import", "import a project made with another tool", dest="import_format"
+    )
     crewai_in = add_command(
         import_sub,
         "crewai",
@@ -52,8 +54,9 @@ def add_crewai_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
     crewai_in.add_argument("--name", help="the crew's name (default: the project's name)")
     crewai_in.add_argument("--prefix", help="put before every agent and task name")
 
-    exporting = sub.add_parser("export", help="export a crew for another tool")
-    export_sub = exporting.add_subparsers(dest="export_format", required=True)
+    export_sub = command_group(
+        sub, "export", "export a crew for another tool", dest="export_format"
+    )
     crewai_out = add_command(
         export_sub,
         "crewai",

@@ -19,6 +19,7 @@ from backend.cli_auth import (
     CliError,
     SubParsers,
     add_command,
+    command_group,
     migrated_database,
     say,
 )
@@ -32,8 +33,7 @@ from backend.services.document_service import (
 
 
 def add_document_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
-    documents = sub.add_parser("documents", help="trusted documents (persisted queries)")
-    documents_sub = documents.add_subparsers(dest="documents_command", required=True)
+    documents_sub = command_group(sub, "documents", "trusted documents (persisted queries)")
     add = add_command(
         documents_sub,
         "add",

@@ -18,6 +18,7 @@ from backend.cli_auth import (
     _print_table,
     add_command,
     cli_audit,
+    command_group,
     migrated_database,
     say,
 )
@@ -27,8 +28,7 @@ from backend.schemas.secret import SecretSet
 
 
 def add_secret_commands(sub: SubParsers) -> None:  # type: ignore[type-arg]
-    secrets = sub.add_parser("secrets", help="workspace secrets and their encryption key")
-    secrets_sub = secrets.add_subparsers(dest="secrets_command", required=True)
+    secrets_sub = command_group(sub, "secrets", "workspace secrets and their encryption key")
 
     generate = secrets_sub.add_parser("generate-key", help="print a new key for CREWQL_SECRETS_KEY")
     generate.set_defaults(func=lambda _args: _print(generate_key()))
