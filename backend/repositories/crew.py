@@ -138,9 +138,7 @@ class CrewRepository(BaseRepository[Crew]):
         self, workspace_id: uuid.UUID, crew_id: uuid.UUID, task_ids: Sequence[uuid.UUID]
     ) -> None:
         """Replaces a crew's task list (the task ids were validated by the service)."""
-        if await self.get(workspace_id, crew_id) is None:
-            raise LookupError(f"crew {crew_id} is not in workspace {workspace_id}")
-        await _TASKS.replace(self.session, crew_id, task_ids)
+        await _TASKS.replace(self.session, workspace_id, crew_id, task_ids)
 
     async def graph_rows(
         self,

@@ -42,9 +42,19 @@ class OrderedLinks:
         return group_by(parent_ids, rows, itemgetter(0), itemgetter(1))
 
     async def replace(
-        self, session: AsyncSession, parent_id: uuid.UUID, child_ids: Sequence[uuid.UUID]
+        self,
+        session: AsyncSession,
+        workspace_id: uuid.UUID,
+        parent_id: uuid.UUID,
+        child_ids: Sequence[uuid.UUID],
     ) -> None:
-        """The caller checked that the parent is in its workspace and the ids are valid."""
+        """Replaces a parent's list; the service validated the ids. The links table has no
+        workspace of its own, so a parent outside the workspace is refused here (a bug of the
+        caller's, not a client error)."""
+        owner = self.owner.c
+        owned = select(owner.id).where(owner.id == parent_id, owner.workspace_id == workspace_id)
+        if (await session.execute(owned)).first() is None:
+            raise LookupError(f"{self.owner.name} {parent_id} is not in workspace {workspace_id}")
         await session.execute(delete(self.links).where(self.links.c[self.parent] == parent_id))
         if child_ids:
             rows: list[dict[str, Any]] = [

@@ -29,9 +29,7 @@ class TaskRepository(BaseRepository[Task]):
         self, workspace_id: uuid.UUID, task_id: uuid.UUID, context_ids: Sequence[uuid.UUID]
     ) -> None:
         """Replaces a task's context (the context ids were validated by the service)."""
-        if await self.get(workspace_id, task_id) is None:
-            raise LookupError(f"task {task_id} is not in workspace {workspace_id}")
-        await _CONTEXT.replace(self.session, task_id, context_ids)
+        await _CONTEXT.replace(self.session, workspace_id, task_id, context_ids)
 
     async def names_using_as_context(
         self, workspace_id: uuid.UUID, task_id: uuid.UUID, limit: int = 10
