@@ -117,9 +117,15 @@ def known_id(value: str, entity: str) -> uuid.UUID:
 
 def filter_id(value: str | None, field: str) -> uuid.UUID | None:
     """An id given in a filter: None when absent; one that is not an id is the caller's error."""
+    return argument_id(value, f"filter.{field}", "filter")
+
+
+def argument_id(value: str | None, path: str, argument: str) -> uuid.UUID | None:
+    """An optional id that narrows what a query reads (`path` names it, within `argument`):
+    None when absent; one that is not an id is the caller's error, not an empty answer."""
     if value is None:
         return None
     parsed = parse_id(value)
     if parsed is None:
-        raise ClientError(f"`filter.{field}` is not a valid id.", argument="filter")
+        raise ClientError(f"`{path}` is not a valid id.", argument=argument)
     return parsed

@@ -15,6 +15,7 @@ from backend.api.graphql.domain_result import domain_result
 from backend.api.graphql.errors import ClientError
 from backend.api.graphql.mirror import to_schema
 from backend.api.graphql.pagination import (
+    argument_id,
     connection,
     filter_id,
     known_id,
@@ -123,11 +124,7 @@ class ExecutionCountQuery:
         self, info: Info, crew_id: strawberry.ID | None = None
     ) -> list[ExecutionStatusCount]:
         ctx = info.context
-        parsed = None
-        if crew_id is not None:
-            parsed = parse_id(crew_id)
-            if parsed is None:
-                raise ClientError("`crewId` is not a valid id.", argument="crewId")
+        parsed = argument_id(crew_id, "crewId", "crewId")
         counts = await ctx.services.executions.status_counts(ctx.workspace_id, parsed)
         return [ExecutionStatusCount(status=s, count=n) for s, n in counts.items()]
 
