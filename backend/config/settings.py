@@ -274,16 +274,16 @@ class Settings(BaseSettings):
         """The Fernet keys, newest first (empty when none is set)."""
         if self.secrets_key is None:
             return []
-        return [k.strip() for k in self.secrets_key.get_secret_value().split(",") if k.strip()]
+        return comma_list(self.secrets_key.get_secret_value())
 
     @property
     def allowed_origin_list(self) -> list[str]:
-        return [o.strip() for o in self.allowed_origins.split(",") if o.strip()]
+        return comma_list(self.allowed_origins)
 
     @field_validator("allowed_origins")
     @classmethod
     def _origins_are_origins(cls, value: str) -> str:
-        for origin in (o.strip() for o in value.split(",") if o.strip()):
+        for origin in comma_list(value):
             if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
                 raise ValueError(
                     f"{origin!r} is not an origin like https://app.example or "
@@ -338,6 +338,11 @@ class Settings(BaseSettings):
     @property
     def should_migrate_on_start(self) -> bool:
         return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
+
+
+def comma_list(value: str) -> list[str]:
+    """The items of a comma-separated setting, trimmed; empty items are ignored."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def is_loopback(host: str) -> bool:
