@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     task_timeout_seconds: float = Field(default=600.0, gt=0)
     # A task with an output schema: answers that do not validate are sent back at most this often.
     output_retries: int = Field(default=2, ge=0, le=10)
+    # A task without tools or output schema is asked in one direct model request instead of an
+    # agent run (same events, usage and failures, a tenth of the CPU); false: always the agent.
+    agent_direct_requests: bool = True
     # What a TOOL_CALL_* event keeps of a tool's arguments and result.
     tool_event_preview_chars: int = Field(default=500, ge=0, le=100_000)
     # USD per million tokens, by model as in an agent's llm ("openai/gpt-4o-mini", "simulated"):

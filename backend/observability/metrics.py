@@ -9,8 +9,8 @@ Cardinality is bounded on purpose: no label ever holds an id, a workspace or fre
 chose. Operation names are the one client-chosen label; `bounded_operation_name` keeps the first
 `MAX_OPERATION_NAMES` distinct well-formed names and files the rest under "other".
 
-Callers outside the API (the agents runtime, tools) record through `record_model_usage` and
-`record_tool_call`; they need nothing else from this module.
+Callers outside the API (the agents runtime, tools) record through `record_model_usage`,
+`record_task_run` and `record_tool_call`; they need nothing else from this module.
 """
 
 from __future__ import annotations
@@ -131,6 +131,13 @@ MODEL_COST = Counter(
     "crewql_model_cost_usd",
     "Estimated cost of model requests in US dollars, by model.",
     ["model"],
+    registry=REGISTRY,
+)
+TASK_RUNS = Counter(
+    "crewql_task_runs",
+    "Tasks run by agents, by how: one direct model request ('direct'), a direct request whose "
+    "answer the agent loop took over ('replayed'), or an agent run from the start ('agent').",
+    ["path"],
     registry=REGISTRY,
 )
 TOOL_CALLS = Counter(
@@ -282,6 +289,11 @@ def record_model_usage(
         MODEL_TOKENS.labels(label, "output").inc(output_tokens)
     if cost_usd:
         MODEL_COST.labels(label).inc(cost_usd)
+
+
+def record_task_run(path: str) -> None:
+    """For the agents runtime: one task run, by path ('direct', 'replayed' or 'agent')."""
+    TASK_RUNS.labels(path).inc()
 
 
 def record_tool_call(tool: str, outcome: str) -> None:

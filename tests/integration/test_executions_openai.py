@@ -5,7 +5,7 @@ timeouts, answers that are not chat completions. The API key must appear nowhere
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -31,12 +31,6 @@ query($id: ID!) {
     tasks { model usage { inputTokens outputTokens requests costUsd } }
   }
 }"""
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from backend.runner.agent.errors import Redactor
 from backend.runner.agent.llm import LlmRef
 from backend.runner.agent.models import ModelFactory
 from backend.runner.agent.prompt import instructions, task_prompt
-from backend.runner.agent.task_run import TaskLimits, TaskRun
+from backend.runner.agent.task_spec import TaskLimits, TaskRun
 from backend.runner.tools import Toolbox, ToolSource, build_toolsets
 from backend.schemas import AgentConfig, TaskConfig
 from backend.services.secret_service import SecretMissing, provider_secret_name
@@ -106,4 +106,5 @@ class TaskSetup:
             ),
             prices=settings.model_prices,
             redact=Redactor([*model.secrets, *toolbox.secret_values]),
+            direct=settings.agent_direct_requests,
         )
