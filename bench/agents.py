@@ -17,6 +17,11 @@ The same requests and tool calls are also run by PydanticAI alone (an `Agent.ite
 simulated model and a trivial tool, no crewql around it): the difference is the runner's overhead.
 Target: runner overhead at most 1 ms each (issue #9). Figures are medians of `--agent-repeat`
 runs each.
+
+Tasks without tools are asked in one direct model request (CREWQL_AGENT_DIRECT_REQUESTS): the
+per-request figures are measured with it on and, in the same run, off (every task an agent run),
+so the two can be compared on the same machine under the same load; so is the CPU of one
+execution of the `--agent-tasks` crew.
 """
 
 from __future__ import annotations
@@ -50,8 +55,18 @@ STATUS = """query($id: ID!) { execution(id: $id) { status } }"""
 class AgentBenchResult:
     per_request_ms: float
     per_tool_call_ms: float
-    # The same model requests and tool calls run by PydanticAI alone (no crewql around them).
+    execution_ms: float  # one execution of the crew of `tasks` tasks
+    # The same with CREWQL_AGENT_DIRECT_REQUESTS=false: every task an agent run.
+    agent_loop_request_ms: float
+    agent_loop_execution_ms: float
+    # The agent runtime alone, per task (the engine with a reporter that keeps nothing): no API,
+    # no database; direct request and agent run.
+    runtime_task_ms: float
+    agent_loop_runtime_task_ms: float
+    # The same model requests and tool calls run by PydanticAI alone (no crewql around them):
+    # a task's request as a direct request and as an agent run, a tool call in an agent run.
     library_request_ms: float
+    library_agent_request_ms: float
     library_tool_call_ms: float
     tasks: int
     calls: int
@@ -60,6 +75,10 @@ class AgentBenchResult:
     @property
     def overhead_request_ms(self) -> float:
         return self.per_request_ms - self.library_request_ms
+
+    @property
+    def overhead_agent_loop_request_ms(self) -> float:
+        return self.agent_loop_request_ms - self.library_agent_request_ms
 
     @property
     def overhead_tool_call_ms(self) -> float:
@@ -150,47 +169,136 @@ async def _library_run(script: str) -> float:
     return time.process_time() - began
 
 
+async def _library_direct() -> float:
+    """CPU of one direct model request by PydanticAI alone, over the simulated model."""
+    from pydantic_ai.direct import model_request_stream
+    from pydantic_ai.messages import ModelRequest, UserPromptPart
+
+    from backend.runner.agent.simulated import simulated_model
+
+    began = time.process_time()
+    ask = ModelRequest(parts=[UserPromptPart("Task: What time is it?")], instructions="A clerk.")
+    async with model_request_stream(simulated_model("", 0.0, 10_000), [ask]) as stream:
+        async for _event in stream:
+            pass
+    return time.process_time() - began
+
+
+class _Discard:
+    """A Reporter that keeps nothing: what is measured is the engine and the agent runtime."""
+
+    async def task_started(self, position: int) -> None: ...
+
+    async def output(self, position: int, chunk: str) -> None: ...
+
+    async def model_request(self, position: int, task_usage: Any, data: dict[str, Any]) -> None: ...
+
+    async def tool_call(self, position: int, ok: bool | None, data: dict[str, Any]) -> None: ...
+
+    async def task_completed(self, position: int, output: str, output_json: Any = None) -> None: ...
+
+    async def task_failed(self, position: int, error: str, output: str) -> None: ...
+
+    def check_cancelled(self) -> None: ...
+
+
+async def _runtime_task(direct: bool, tasks: int, repeat: int) -> float:
+    """CPU seconds per task of the engine running a crew of `tasks` simulated tasks."""
+    import uuid
+
+    from backend.config.settings import load_settings
+    from backend.runner.agent.models import ModelFactory
+    from backend.runner.agent.setup import TaskSetup
+    from backend.runner.engine import Job, SequentialEngine
+    from backend.schemas import CrewConfig
+
+    settings = load_settings(
+        log_to_files=False,
+        simulated_delay_seconds=0,
+        simulated_chunk_chars=10_000,
+        agent_direct_requests=direct,
+    )
+    engine = SequentialEngine(TaskSetup(ModelFactory(settings), settings))
+    agent = {"name": "Clerk", "role": "clerk", "goal": "time", "llm": "simulated"}
+    task = {"description": "What time is it?", "expected_output": "a time", "agent": "Clerk"}
+    config = CrewConfig.model_validate(
+        {
+            "name": "Bench",
+            "agents": [agent],
+            "tasks": [{**task, "name": f"T{i}"} for i in range(tasks)],
+        }
+    )
+    job = Job(uuid.uuid4(), config, {})
+
+    async def once() -> float:
+        began = time.process_time()
+        await engine.run(job, _Discard())
+        return (time.process_time() - began) / tasks
+
+    return await _median(once, repeat)
+
+
 async def _median(run: Callable[[], Awaitable[float]], repeat: int) -> float:
     await run()  # warm-up: first-use imports and caches
     return statistics.median([await run() for _ in range(repeat)])
 
 
-async def measure(tasks: int, calls: int, repeat: int) -> AgentBenchResult:
+async def _crewql(
+    directory: str, direct: bool, tasks: int, calls: int, repeat: int
+) -> tuple[float, float, float]:
+    """CPU seconds of one execution of a 1-task crew, an n-task crew and a task calling tools."""
     from backend.config.settings import load_settings
     from backend.main import create_app
 
+    settings = load_settings(
+        database_url=f"sqlite+aiosqlite:///{Path(directory) / f'bench-{direct}.db'}",
+        auth_enabled=False,
+        log_to_files=False,
+        log_level="WARNING",
+        simulated_delay_seconds=0,
+        simulated_chunk_chars=10_000,
+        runner_poll_interval_seconds=0.05,
+        agent_direct_requests=direct,
+    )
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://bench") as http,
+        app.router.lifespan_context(app),
+    ):
+        gql = _Client(http)
+        runner = app.state.runner
+        one = await _crew(gql, "one", "simulated", 1, [])
+        many = await _crew(gql, "many", "simulated", tasks, [])
+        script = ",".join(["call=current_time"] * calls)
+        tools = await _crew(gql, "tools", f"simulated/{script}", 1, ["current_time"])
+        cpu_one = await _median(lambda: _cpu_of_run(gql, runner, one), repeat)
+        cpu_many = await _median(lambda: _cpu_of_run(gql, runner, many), repeat)
+        cpu_tools = await _median(lambda: _cpu_of_run(gql, runner, tools), repeat)
+    await app.state.engine.dispose()
+    return cpu_one, cpu_many, cpu_tools
+
+
+async def measure(tasks: int, calls: int, repeat: int) -> AgentBenchResult:
     with tempfile.TemporaryDirectory(prefix="crewql-bench-agents-") as directory:
-        settings = load_settings(
-            database_url=f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}",
-            auth_enabled=False,
-            log_to_files=False,
-            log_level="WARNING",
-            simulated_delay_seconds=0,
-            simulated_chunk_chars=10_000,
-            runner_poll_interval_seconds=0.05,
-        )
-        app = create_app(settings)
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            httpx.AsyncClient(transport=transport, base_url="http://bench") as http,
-            app.router.lifespan_context(app),
-        ):
-            gql = _Client(http)
-            runner = app.state.runner
-            one = await _crew(gql, "one", "simulated", 1, [])
-            many = await _crew(gql, "many", "simulated", tasks, [])
-            script = ",".join(["call=current_time"] * calls)
-            tools = await _crew(gql, "tools", f"simulated/{script}", 1, ["current_time"])
-            cpu_one = await _median(lambda: _cpu_of_run(gql, runner, one), repeat)
-            cpu_many = await _median(lambda: _cpu_of_run(gql, runner, many), repeat)
-            cpu_tools = await _median(lambda: _cpu_of_run(gql, runner, tools), repeat)
-        lib_one = await _median(lambda: _library_run(""), repeat)
-        lib_tools = await _median(lambda: _library_run(script), repeat)
-        await app.state.engine.dispose()
+        loop_one, loop_many, _ = await _crewql(directory, False, tasks, 1, repeat)
+        cpu_one, cpu_many, cpu_tools = await _crewql(directory, True, tasks, calls, repeat)
+    script = ",".join(["call=current_time"] * calls)
+    loop_task = await _runtime_task(False, tasks, repeat)
+    direct_task = await _runtime_task(True, tasks, repeat)
+    lib_direct = await _median(_library_direct, repeat)
+    lib_one = await _median(lambda: _library_run(""), repeat)
+    lib_tools = await _median(lambda: _library_run(script), repeat)
     return AgentBenchResult(
         per_request_ms=(cpu_many - cpu_one) / (tasks - 1) * 1000,
         per_tool_call_ms=(cpu_tools - cpu_one) / calls * 1000,
-        library_request_ms=lib_one * 1000,
+        execution_ms=cpu_many * 1000,
+        agent_loop_request_ms=(loop_many - loop_one) / (tasks - 1) * 1000,
+        agent_loop_execution_ms=loop_many * 1000,
+        runtime_task_ms=direct_task * 1000,
+        agent_loop_runtime_task_ms=loop_task * 1000,
+        library_request_ms=lib_direct * 1000,
+        library_agent_request_ms=lib_one * 1000,
         library_tool_call_ms=(lib_tools - lib_one) / calls * 1000,
         tasks=tasks,
         calls=calls,
@@ -204,8 +312,16 @@ def run(args: argparse.Namespace) -> AgentBenchResult:
     print(
         f"agent runtime, CPU ms (median of {result.repeat} runs, SQLite, simulated, zero delay)\n"
         f"  per model request (a task with one): {result.per_request_ms:.3f} in all, "
-        f"{result.library_request_ms:.3f} of it PydanticAI's run, "
+        f"{result.library_request_ms:.3f} of it PydanticAI's direct request, "
         f"{result.overhead_request_ms:.3f} crewql's runner\n"
+        f"    as agent runs (CREWQL_AGENT_DIRECT_REQUESTS=false): "
+        f"{result.agent_loop_request_ms:.3f} in all, "
+        f"{result.library_agent_request_ms:.3f} of it PydanticAI's run, "
+        f"{result.overhead_agent_loop_request_ms:.3f} crewql's runner\n"
+        f"  per execution of {result.tasks} tasks: {result.execution_ms:.3f} "
+        f"(as agent runs: {result.agent_loop_execution_ms:.3f})\n"
+        f"  per task, the engine and agent runtime alone (no API, no database): "
+        f"{result.runtime_task_ms:.3f} (as agent runs: {result.agent_loop_runtime_task_ms:.3f})\n"
         f"  per tool call (with its request):    {result.per_tool_call_ms:.3f} in all, "
         f"{result.library_tool_call_ms:.3f} of it PydanticAI's run, "
         f"{result.overhead_tool_call_ms:.3f} crewql's runner\n"
