@@ -1,9 +1,10 @@
 """The built-in sequential engine (CrewAI's "sequential" process).
 
 Each task runs as one direct model request or one agent run (runner/agent/task_run.py) with the
-agent's model and tools; the task's output is the answer and is context for later tasks. The engine reports everything
-through a Reporter (which goes to the execution's event log), keeps the execution's usage against
-the launch's budget, and turns what stops a task into a task failure with a code.
+agent's model and tools; the task's output is the answer and is context for later tasks. The
+engine reports everything through a Reporter (which goes to the execution's event log), keeps the
+execution's usage against the launch's budget, and turns what stops a task into a task failure
+with a code.
 """
 
 from __future__ import annotations
