@@ -39,6 +39,10 @@ from bench.profile import Profiler
 from bench.seed import BenchError
 from bench.session import Child, Session, crewql_env, postgres_name
 
+# The server's cap on unacknowledged sockets per address, for the bench's one address: its
+# process-wide cap (1,000) stays, above the load processes' connects in flight (100 each).
+UNACKED_PER_ADDRESS = 1000
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fanout")
@@ -90,6 +94,9 @@ def run_one(session: Session, database: str, sharing: bool = True) -> FanoutResu
             "CREWQL_OUTPUT_FLUSH_INTERVAL_SECONDS": f"{args.flush_interval:g}",
             "CREWQL_RUNNER_CONCURRENCY": "1",
             "CREWQL_SUBSCRIPTION_SHARING": "true" if sharing else "false",
+            # Every subscriber comes from 127.0.0.1, which the server would otherwise treat as
+            # one client: its cap on unacknowledged sockets per address (100) is for that.
+            "CREWQL_WS_MAX_UNAUTHENTICATED_PER_ADDRESS": str(UNACKED_PER_ADDRESS),
         },
     )
     label = f"crewql-{database}-fanout{'' if sharing else '-unshared'}"

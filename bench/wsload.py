@@ -72,6 +72,17 @@ class Load:
             await loop.create_connection(lambda: subscriber, self.host, self.port)
             await subscriber.acked
 
+    def stages(self) -> str:
+        """How far the subscribers got, to tell where a slow or stuck subscribe waits."""
+        subs = self.subscribers
+        errors = [s.stats.errors[0] for s in subs if s.stats.errors]
+        acked = sum(s.acked.done() and s.acked.exception() is None for s in subs)
+        return (
+            f"{len(subs)} started, {sum(s.transport is not None for s in subs)} connected, "
+            f"{sum(s.upgraded for s in subs)} upgraded, {acked} "
+            f"acknowledged, {self.ready} got seq 1; errors: {errors[:2]}"
+        )
+
     async def run(self) -> dict[str, Any]:
         limit = asyncio.Semaphore(self.args.connect_concurrency)
         started = time.monotonic()
@@ -85,7 +96,7 @@ class Load:
             failures = [s.failure for s in self.subscribers if s.failure]
             raise SystemExit(
                 f"ERROR subscribing: {type(exc).__name__} {exc}; {self.ready} of "
-                f"{self.args.subscribers} ready; failures: {failures[:3]}"
+                f"{self.args.subscribers} ready; {self.stages()}; failures: {failures[:3]}"
             ) from None
         connect_s = time.monotonic() - started
         print(f"READY {self.ready} {connect_s:.3f}", flush=True)

@@ -27,14 +27,16 @@ from backend.core.errors import Unavailable
 from backend.events.bus import STATUS_EVENTS, BusEvent, EventBus
 from backend.repositories.connection_errors import is_connection_error
 from backend.repositories.unit_of_work import UnitOfWorkFactory
-from backend.schemas import TERMINAL, ExecutionEventResponse, ExecutionStatus
+from backend.schemas import TERMINAL, ExecutionEventResponse, ExecutionResponse, ExecutionStatus
 from backend.services.execution_record import TERMINAL_EVENTS, event_of
 from backend.services.execution_service import ExecutionService
+from backend.utils.coalesce import Coalescer
 
 T = TypeVar("T")
 READ_RETRY_SECONDS = 30.0
 MAX_RETRY_DELAY = 1.0
 WHAT, UPDATES = "executionEvents", "executionUpdates"
+PAGE = 500  # events per read of the table
 
 
 async def reading(read: Callable[[], Awaitable[T]], what: str) -> T:
@@ -63,6 +65,33 @@ class ExecutionWatch:
         self._executions = executions
         self._read_uow = read_uow
         self.bus = bus
+        # Subscribers of one execution that subscribe (or catch up) at the same moment share
+        # each read of it, each still from a read begun after it asked (utils/coalesce.py).
+        self._shared_reads = Coalescer()
+
+    async def _execution(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID
+    ) -> ExecutionResponse:
+        return await self._shared_reads.read(
+            ("execution", workspace_id, execution_id),
+            lambda: self._executions.get_execution(workspace_id, execution_id),
+        )
+
+    async def _events(
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, after: int, until: int | None
+    ) -> list[ExecutionEventResponse]:
+        """A page of PAGE events after `after` (up to `until`)."""
+        return await self._shared_reads.read(
+            ("events", workspace_id, execution_id, after, until),
+            partial(
+                self._executions.events,
+                workspace_id,
+                execution_id,
+                after=after,
+                limit=PAGE,
+                until=until,
+            ),
+        )
 
     async def stream_events(
         self, workspace_id: uuid.UUID, execution_id: uuid.UUID, *, after: int = 0
@@ -76,28 +105,23 @@ class ExecutionWatch:
         is held while the caller consumes an event.
         """
         # NotFound before anything else
-        await reading(lambda: self._executions.get_execution(workspace_id, execution_id), WHAT)
+        await reading(partial(self._execution, workspace_id, execution_id), WHAT)
         last = max(after, 0)
         async with self.bus.subscribe(execution_id) as subscription:
             while True:  # history, page by page
                 page = await reading(
-                    partial(
-                        self._executions.events, workspace_id, execution_id, after=last, limit=500
-                    ),
-                    WHAT,
+                    partial(self._events, workspace_id, execution_id, last, None), WHAT
                 )
                 for event in page:
                     yield event
                     last = event.seq
                     if event.type in TERMINAL_EVENTS:
                         return
-                if len(page) < 500:
+                if len(page) < PAGE:
                     break
             # Nothing stored after `after` may come any more: the caller already has the end.
             # (The subscription is open, so anything newer than this read arrives on the bus.)
-            current = await reading(
-                lambda: self._executions.get_execution(workspace_id, execution_id), WHAT
-            )
+            current = await reading(partial(self._execution, workspace_id, execution_id), WHAT)
             if current.status in TERMINAL and last >= current.last_seq:
                 return
             while True:  # live
@@ -134,20 +158,12 @@ class ExecutionWatch:
     ) -> AsyncGenerator[ExecutionEventResponse, None]:
         while True:
             page = await reading(
-                partial(
-                    self._executions.events,
-                    workspace_id,
-                    execution_id,
-                    after=after,
-                    limit=500,
-                    until=until,
-                ),
-                WHAT,
+                partial(self._events, workspace_id, execution_id, after, until), WHAT
             )
             for event in page:
                 yield event
                 after = event.seq
-            if len(page) < 500:
+            if len(page) < PAGE:
                 return
 
     async def stream_updates(
