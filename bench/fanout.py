@@ -42,6 +42,8 @@ from bench.session import Child, Session, crewql_env, postgres_name
 # The server's cap on unacknowledged sockets per address, for the bench's one address: its
 # process-wide cap (1,000) stays, above the load processes' connects in flight (100 each).
 UNACKED_PER_ADDRESS = 1000
+# The --many-subscribers run's live phase may take this many times --live-timeout.
+MANY_LIVE_FACTOR = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--load-processes", type=int, default=1, help="processes the subscribers are split over"
+    )
+    group.add_argument(
+        "--many-subscribers",
+        type=int,
+        default=5000,
+        help="then one more run with this many subscribers, on the first database, sharing on "
+        "(issue #13's second target); 0: none",
+    )
+    group.add_argument(
+        "--many-load-processes",
+        type=int,
+        default=4,
+        help="load processes of the --many-subscribers run",
     )
     group.add_argument(
         "--deflate", action="store_true", help="subscribers offer permessage-deflate"
@@ -76,6 +91,28 @@ def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+def _many(args: argparse.Namespace) -> argparse.Namespace | None:
+    """The shape of the extra run at --many-subscribers, or None when there is none to do."""
+    if not args.many_subscribers or args.many_subscribers <= args.subscribers:
+        return None
+    return argparse.Namespace(
+        **{
+            **vars(args),
+            "subscribers": args.many_subscribers,
+            "load_processes": args.many_load_processes,
+            "live_timeout": args.live_timeout * MANY_LIVE_FACTOR,
+        }
+    )
+
+
+def _counts(args: argparse.Namespace, many: argparse.Namespace | None) -> str:
+    return (
+        f"{args.subscribers:,}"
+        if many is None
+        else f"{args.subscribers:,} and {many.subscribers:,}"
+    )
+
+
 def _connections_back_to(port: int, baseline: int, timeout: float = 10.0) -> int:
     deadline = time.monotonic() + timeout
     count = connections_on_port(port)
@@ -85,8 +122,11 @@ def _connections_back_to(port: int, baseline: int, timeout: float = 10.0) -> int
     return count
 
 
-def run_one(session: Session, database: str, sharing: bool = True) -> FanoutResult:
-    args = session.args
+def run_one(
+    session: Session, database: str, sharing: bool = True, args: argparse.Namespace | None = None
+) -> FanoutResult:
+    """One run on a fresh server: `args` (the session's by default) give its shape."""
+    args = args or session.args
     database_url = session.database_url(database)
     env = crewql_env(
         database_url,
@@ -100,17 +140,22 @@ def run_one(session: Session, database: str, sharing: bool = True) -> FanoutResu
         },
     )
     label = f"crewql-{database}-fanout{'' if sharing else '-unshared'}"
+    label += "" if args is session.args else f"-{args.subscribers}"
     server = session.start(label, "crewql", env)
     try:
-        return _measure(session, database, server, postgres_name(database_url), sharing)
+        return _measure(session, args, database, server, postgres_name(database_url), sharing)
     finally:
         server.stop()  # the next run gets the machine to itself
 
 
 def _measure(
-    session: Session, database: str, server: Server, pg_name: str | None, sharing: bool
+    session: Session,
+    args: argparse.Namespace,
+    database: str,
+    server: Server,
+    pg_name: str | None,
+    sharing: bool,
 ) -> FanoutResult:
-    args = session.args
     with httpx.Client(timeout=30.0) as client:
         url = server.url
         crew = ex.create_crew(client, url, "fanout-watched", args.fanout_llm, args.fanout_tasks)
@@ -121,7 +166,7 @@ def _measure(
         if watched["status"] != "QUEUED":
             raise BenchError(f"the watched execution is {watched['status']}, not QUEUED")
         sockets = [connections_on_port(server.port)]
-        loads = _start_loads(session, server, watched["id"])
+        loads = _start_loads(session, args, server, watched["id"])
         connect_s = max(float(load.expect("READY", CONNECT_TIMEOUT_S + 10.0)[1]) for load in loads)
         sockets.append(connections_on_port(server.port))
         busy = machine_busy()
@@ -148,8 +193,9 @@ def _measure(
     return measured.result(args, peak_rss_mb(server.pid))
 
 
-def _start_loads(session: Session, server: Server, execution_id: str) -> list[Child]:
-    args = session.args
+def _start_loads(
+    session: Session, args: argparse.Namespace, server: Server, execution_id: str
+) -> list[Child]:
     loads = []
     for i, count in enumerate(_split(args.subscribers, args.load_processes)):
         out = session.workdir / f"{server.label}-load-{i}.json"
@@ -168,18 +214,23 @@ def run(session: Session) -> tuple[list[FanoutResult], dict[str, str]]:
     results = []
     failures: dict[str, str] = {}
     modes = {"on": [True], "off": [False], "both": [False, True]}[args.sharing]
-    for database in session.databases():
-        for sharing in modes:
-            name = database if sharing else f"{database} (sharing off)"
-            say(f"fanout on {name}: {args.subscribers} subscribers, llm {args.fanout_llm!r}")
-            try:
-                results.append(run_one(session, database, sharing))
-            except (BenchError, RuntimeError, OSError) as exc:  # the others still run
-                failures[name] = f"{type(exc).__name__}: {exc}"
-                say(f"  fanout on {name} failed: {failures[name]}")
+    shapes = [(database, sharing, args) for database in session.databases() for sharing in modes]
+    many = _many(args)
+    if many is not None:  # the 5,000 target, once: on SQLite, shared
+        shapes.append((session.databases()[0], True, many))
+    for database, sharing, shape in shapes:
+        name = database if sharing else f"{database} (sharing off)"
+        if shape is not args:
+            name = f"{name} ({shape.subscribers:,})"
+        say(f"fanout on {name}: {shape.subscribers} subscribers, llm {args.fanout_llm!r}")
+        try:
+            results.append(run_one(session, database, sharing, shape))
+        except (BenchError, RuntimeError, OSError) as exc:  # the others still run
+            failures[name] = f"{type(exc).__name__}: {exc}"
+            say(f"  fanout on {name} failed: {failures[name]}")
     say("")
     say(
-        f"fan-out: {args.subscribers} graphql-transport-ws subscribers to one execution "
+        f"fan-out: {_counts(args, many)} graphql-transport-ws subscribers to one execution "
         f"({args.fanout_tasks} tasks, {args.fanout_llm}, flush {args.flush_interval:g} s); "
         "latency = receipt - createdAt over live events"
     )
@@ -195,6 +246,8 @@ def run(session: Session) -> tuple[list[FanoutResult], dict[str, str]]:
         "output_flush_interval_s": args.flush_interval,
         "runner_concurrency": 1,
         "load_processes": args.load_processes,
+        "many_subscribers": many.subscribers if many else None,
+        "many_load_processes": many.load_processes if many else None,
         "deflate": bool(args.deflate),
         "sharing": args.sharing,
     }

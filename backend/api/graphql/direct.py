@@ -76,11 +76,12 @@ class DirectSink:
 
 
 def event_key(group: Hashable, execution_id: object, seq: int) -> Hashable:
-    """SharedEvents' key of one event for one group. The executor sees the GraphQL type's id
-    (a string), the direct path the stored event's UUID: both are keyed by the UUID."""
+    """SharedEvents' key of one event for one group (its interned number). The executor sees the
+    GraphQL type's id (a string), the direct path the stored event's UUID: both are keyed by
+    the UUID's integer (hashed in C; a UUID's own hash and equality are Python code)."""
     if not isinstance(execution_id, uuid.UUID):
         execution_id = uuid.UUID(str(execution_id))
-    return (group, execution_id, seq)
+    return (group, execution_id.int, seq)
 
 
 def frame_head(encode: Callable[[object], str], message: dict[str, object]) -> str:

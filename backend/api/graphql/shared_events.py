@@ -27,6 +27,7 @@ at all (direct.py); the executor tells their sink the group when it is built.
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
@@ -46,6 +47,8 @@ from backend.api.graphql.direct import DIRECT, event_key
 from backend.api.graphql.types.execution import ExecutionEvent
 
 DEFAULT_CAPACITY = 4096
+MAX_GROUPS = 10_000
+_GROUP_NUMBERS = itertools.count(1)  # process-wide: a number never stands for two groups
 
 
 class SharedEvents:
@@ -59,9 +62,24 @@ class SharedEvents:
         # id(data) -> (data, encoded payload or None): the entry holds `data`, so its id is
         # not reused while the entry lives.
         self._payloads: dict[int, tuple[Any, str | None]] = {}
+        # group key -> a small number standing for it in every event's key, so that a lookup
+        # (per subscriber and event) hashes three numbers, not the nested key
+        self._groups: dict[Hashable, int] = {}
         self.hits = 0
         self.misses = 0
         self.direct = 0  # hits answered with the encoded payload for a DirectSink
+
+    def intern(self, group: Hashable | None) -> int | None:
+        """The number standing for `group`. Kept for MAX_GROUPS groups; past that the table
+        starts over with new numbers (a group then misses its older events, nothing more)."""
+        if group is None:
+            return None
+        number = self._groups.get(group)
+        if number is None:
+            if len(self._groups) >= MAX_GROUPS:
+                self._groups.clear()
+            number = self._groups[group] = next(_GROUP_NUMBERS)
+        return number
 
     def get(self, key: Hashable) -> ExecutionResult | None:
         found = self._results.get(key)
@@ -154,7 +172,8 @@ class SharingExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Once per operation; each event's executor is a copy of this one and keeps it.
-        self._group = _group_key(self)
+        shared = getattr(self.context_value, "shared_events", None)
+        self._group = None if shared is None else shared.intern(_group_key(self))
         sink = DIRECT.get()
         if sink is not None:  # a websocket operation: its resolver may send shared frames
             sink.group = self._group
