@@ -73,8 +73,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.suites = chosen
     if "crews" in chosen:
         run.check_arguments(parser, args)
-    if "fanout" in chosen and (args.subscribers < 1 or args.load_processes < 1):
-        parser.error("--subscribers and --load-processes must be at least 1")
+    if "fanout" in chosen and (
+        args.subscribers < 1 or args.load_processes < 1 or args.many_load_processes < 1
+    ):
+        parser.error("--subscribers and --(many-)load-processes must be at least 1")
+    if "fanout" in chosen and args.many_subscribers < 0:
+        parser.error("--many-subscribers must be 0 (none) or more")
     if "throughput" in chosen or "scaled" in chosen:
         throughput.check_arguments(parser, args)
     if "scaled" in chosen:
