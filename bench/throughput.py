@@ -55,6 +55,7 @@ class ThroughputResult:
     others_cores: float | None  # CPU other processes used during the run, in cores
     database_cpu_ms_per_execution: float | None  # PostgreSQL's own processes, per completed
     problems: list[str]
+    direct_requests: bool = True  # CREWQL_AGENT_DIRECT_REQUESTS of the server
 
     @property
     def passed(self) -> bool:
@@ -76,6 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--throughput-llm", default="simulated/delay=0,chunk=10000", help="the crew's llm"
     )
     group.add_argument(
+        "--direct-requests",
+        choices=("on", "off", "both"),
+        default="on",
+        help="CREWQL_AGENT_DIRECT_REQUESTS of the server; both: each run twice, off then on",
+    )
+    group.add_argument(
         "--create-batch", type=int, default=10, help="createExecution mutations per request"
     )
     group.add_argument(
@@ -93,13 +100,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_one(session: Session, database: str, concurrency: int, timeout: float) -> ThroughputResult:
+def run_one(
+    session: Session, database: str, concurrency: int, timeout: float, direct: bool = True
+) -> ThroughputResult:
     args = session.args
     database_url = session.database_url(database)
     env = crewql_env(
         database_url,
         # A short grace period: a run cut short by its deadline stops at once.
-        {"CREWQL_RUNNER_CONCURRENCY": str(concurrency), "CREWQL_SHUTDOWN_GRACE_SECONDS": "1"},
+        {
+            "CREWQL_RUNNER_CONCURRENCY": str(concurrency),
+            "CREWQL_SHUTDOWN_GRACE_SECONDS": "1",
+            "CREWQL_AGENT_DIRECT_REQUESTS": str(direct).lower(),
+        },
     )
     server = session.start(f"crewql-{database}-c{concurrency}", "crewql", env)
     try:
@@ -159,6 +172,7 @@ def run_one(session: Session, database: str, concurrency: int, timeout: float) -
             else None
         ),
         problems=ex.drive_problems(drive, args.executions, timeout),
+        direct_requests=direct,
     )
 
 
@@ -166,6 +180,7 @@ def results_table(results: list[ThroughputResult]) -> str:
     head: tuple[str, ...] = (
         "database",
         "runner conc.",
+        "direct",
         "completed",
         "window s",
         "exec/s",
@@ -177,6 +192,7 @@ def results_table(results: list[ThroughputResult]) -> str:
         (
             r.database,
             str(r.concurrency),
+            "on" if r.direct_requests else "off",
             f"{r.completed:,}/{r.executions:,}",
             f"{r.window_s:.2f}",
             f"{r.per_s:,.1f}",
@@ -219,22 +235,30 @@ def run(session: Session) -> tuple[list[ThroughputResult], dict[str, str]]:
     started_at = now()
     started = time.monotonic()
     results = []
-    runs = [(database, concurrency) for database in session.databases() for concurrency in values]
+    directs = {"on": [True], "off": [False], "both": [False, True]}[args.direct_requests]
+    runs = [
+        (database, concurrency, direct)
+        for database in session.databases()
+        for concurrency in values
+        for direct in directs
+    ]
     failures: dict[str, str] = {}
     budget_ends = started + args.throughput_budget
-    for index, (database, concurrency) in enumerate(runs):
+    for index, (database, concurrency, direct) in enumerate(runs):
         # Each run: its share of the time left, less about 6 s to start and stop a server.
         share = (budget_ends - time.monotonic()) / (len(runs) - index) - SETUP_S
         timeout = max(MIN_RUN_S, min(args.run_timeout, share))
         say(
             f"throughput on {database}: {args.executions} executions, "
-            f"runner concurrency {concurrency} (at most {timeout:.0f} s)"
+            f"runner concurrency {concurrency}, direct requests {'on' if direct else 'off'} "
+            f"(at most {timeout:.0f} s)"
         )
+        name = f"{database}/{concurrency}" + ("" if direct else "/no-direct")
         try:
-            result = run_one(session, database, concurrency, timeout)
+            result = run_one(session, database, concurrency, timeout, direct)
         except (BenchError, RuntimeError, OSError) as exc:  # the other runs still happen
-            failures[f"{database}/{concurrency}"] = f"{type(exc).__name__}: {exc}"
-            say(f"  failed: {failures[f'{database}/{concurrency}']}")
+            failures[name] = f"{type(exc).__name__}: {exc}"
+            say(f"  failed: {failures[name]}")
             continue
         say(
             f"  {result.completed:,} completed in {result.window_s:.2f} s: "
@@ -258,6 +282,7 @@ def run(session: Session) -> tuple[list[ThroughputResult], dict[str, str]]:
         "llm": args.throughput_llm,
         "tasks": 3,
         "concurrency": values,
+        "direct_requests": args.direct_requests,
         "create_batch": args.create_batch,
         "create_requests": args.create_requests,
         "run_timeout_s": args.run_timeout,
