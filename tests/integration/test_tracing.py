@@ -196,3 +196,29 @@ async def test_agent_spans_nest_under_the_task_span(exporter: InMemorySpanExport
     ]
     assert agent_spans, [s.name for s in found]
     assert "write" not in attributes_text(found)  # the prompt stays out without content
+
+
+async def test_a_directly_asked_task_has_its_model_request_span_under_the_task_span(
+    exporter: InMemorySpanExporter,
+) -> None:
+    """A task without tools is one direct model request (no agent run span): the request's span
+    is still in the execution's trace, under its task."""
+    from tests.support.agent_runs import Recorder, crew, engine_for, job, settings_for
+
+    exporter.clear()
+    engine, models = engine_for(settings_for())
+    assert tracing.configure(True, "api", False)
+    try:
+        with tracing.execution_run("e-2", "run", "crew", None) as run:
+            run.task_started(0, "T0", "Clerk")
+            await engine.run(job(crew("simulated")), Recorder())
+            run.task_finished(0, "COMPLETED")
+            run.finished("COMPLETED")
+    finally:
+        tracing.configure(False, "api", False)
+        await models.aclose()
+    found = spans(exporter)
+    (task,) = [s for s in found if s.name == "crewql.task T0"]
+    under = [s for s in found if s.parent is not None and s.parent.span_id == task.context.span_id]
+    assert [s.name for s in under] == ["chat simulated"], [s.name for s in found]
+    assert "What time is it" not in attributes_text(found)  # no content without permission
