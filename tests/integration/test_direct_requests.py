@@ -9,6 +9,7 @@ engine twice on the same script, with `CREWQL_AGENT_DIRECT_REQUESTS` on and off,
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,6 +192,20 @@ async def test_a_graceful_cancel_stops_at_the_same_piece_of_text() -> None:
     assert direct.failure[0] == "CANCELLED"
     assert [kind for kind, _, _ in direct.steps] == ["started", "output"]
     assert direct.paths == {"direct": 1}
+
+
+async def test_a_forced_cancel_stops_a_direct_request_at_once() -> None:
+    engine, models = engine_for(base_settings())
+    reporter = Recorder()
+    run = asyncio.create_task(engine.run(job(crew("simulated/delay=30,chunk=8")), reporter))
+    async with asyncio.timeout(10):
+        while not reporter.of("output"):  # noqa: ASYNC110 (the recorder has nothing to wait on)
+            await asyncio.sleep(0.01)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(run, 2)
+    await models.aclose()
+    assert reporter.kinds() == ["started", "output"]
 
 
 # --------------------------------------------------------------- OpenAI-compatible
