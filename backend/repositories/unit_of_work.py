@@ -25,6 +25,7 @@ from backend.repositories.agent import AgentRepository
 from backend.repositories.api_key import ApiKeyRepository
 from backend.repositories.crew import CrewRepository
 from backend.repositories.execution import ExecutionRepository
+from backend.repositories.execution_launch import ExecutionLaunchRepository
 from backend.repositories.execution_queue import ExecutionQueueRepository
 from backend.repositories.execution_run import ExecutionRunRepository
 from backend.repositories.mcp_server import McpServerRepository
@@ -44,6 +45,7 @@ class UnitOfWork:
     tasks: TaskRepository
     crews: CrewRepository
     executions: ExecutionRepository
+    launches: ExecutionLaunchRepository
     queue: ExecutionQueueRepository
     runs: ExecutionRunRepository
     api_keys: ApiKeyRepository
@@ -71,6 +73,7 @@ class UnitOfWork:
         self.tasks = TaskRepository(self.session)
         self.crews = CrewRepository(self.session)
         self.executions = ExecutionRepository(self.session)
+        self.launches = ExecutionLaunchRepository(self.session)
         self.queue = ExecutionQueueRepository(self.session)
         self.runs = ExecutionRunRepository(self.session)
         self.api_keys = ApiKeyRepository(self.session)

@@ -9,8 +9,10 @@ publishes them only once that transaction commits.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -18,6 +20,7 @@ from sqlalchemy import Row
 
 from backend.events.bus import BusEvent, EventBus
 from backend.observability import metrics
+from backend.repositories.execution_launch import new_execution, new_task
 from backend.repositories.execution_run import RunRow
 from backend.repositories.unit_of_work import UnitOfWork
 from backend.schemas import (
@@ -54,8 +57,8 @@ class Event:
     status: ExecutionStatus | None = None
 
 
-def execution_of(row: Row[Any]) -> ExecutionResponse:
-    return ExecutionResponse.model_construct(**row._mapping)
+def execution_of(row: Row[Any] | dict[str, Any]) -> ExecutionResponse:
+    return ExecutionResponse.model_construct(**(row if isinstance(row, dict) else row._mapping))
 
 
 def task_of(row: Row[Any]) -> ExecutionTaskResponse:
@@ -68,6 +71,41 @@ _EVENT_FIELDS = tuple(ExecutionEventResponse.model_fields)
 def event_of(row: Row[Any] | dict[str, Any]) -> ExecutionEventResponse:
     values = row if isinstance(row, dict) else row._mapping
     return ExecutionEventResponse.model_construct(**{k: values[k] for k in _EVENT_FIELDS})
+
+
+def stored_event(
+    execution_id: uuid.UUID, seq: int, event: Event, status: ExecutionStatus, now: datetime
+) -> dict[str, Any]:
+    """The event table's row of `event`, number `seq`, written by a write to `status`."""
+    return {
+        "execution_id": execution_id,
+        "seq": seq,
+        "type": event.type,
+        "status": event.status or status,
+        "task_position": event.task_position,
+        "message": event.message,
+        "data": event.data or {},
+        "created_at": now,
+    }
+
+
+async def record_launch(
+    uow: UnitOfWork,
+    bus: EventBus,
+    workspace_id: uuid.UUID,
+    values: dict[str, Any],
+    tasks: list[dict[str, Any]],
+    message: str,
+) -> dict[str, Any]:
+    """Stores a new QUEUED execution (`values`: its columns), its task rows and its
+    EXECUTION_QUEUED event, with no read and no update; publishes the event once the caller's
+    transaction commits. Returns the execution's row as written (every column)."""
+    now = utcnow()
+    row = new_execution(workspace_id, now, {**values, "status": S.QUEUED, "last_seq": 1})
+    event = stored_event(row["id"], 1, Event(EventType.EXECUTION_QUEUED, message), S.QUEUED, now)
+    await uow.launches.insert([row], [new_task(row["id"], t) for t in tasks], [event])
+    await bus.stage(uow, [BusEvent.of(workspace_id, row["crew_id"], event_of(event))])
+    return row
 
 
 async def record(
@@ -88,20 +126,8 @@ async def record(
     updated = await uow.executions.advance(
         row.workspace_id, row.id, len(events), {"status": status, "updated_at": now, **values}
     )
-    last = updated.last_seq
-    stored = [
-        {
-            "execution_id": row.id,
-            "seq": last - len(events) + 1 + i,
-            "type": e.type,
-            "status": e.status or status,
-            "task_position": e.task_position,
-            "message": e.message,
-            "data": e.data or {},
-            "created_at": now,
-        }
-        for i, e in enumerate(events)
-    ]
+    first = updated.last_seq - len(events) + 1
+    stored = [stored_event(row.id, first + i, e, status, now) for i, e in enumerate(events)]
     await uow.executions.add_events(stored)
     await bus.stage(uow, [BusEvent.of(row.workspace_id, row.crew_id, event_of(e)) for e in stored])
     return updated
@@ -141,16 +167,7 @@ async def record_runs(uow: UnitOfWork, bus: EventBus, changes: Sequence[Change])
         )
         staged.append([])
         for i, e in enumerate(change.events):
-            event = {
-                "execution_id": row.id,
-                "seq": first + i,
-                "type": e.type,
-                "status": e.status or status,
-                "task_position": e.task_position,
-                "message": e.message,
-                "data": e.data or {},
-                "created_at": now,
-            }
+            event = stored_event(row.id, first + i, e, status, now)
             stored.append(event)
             staged[-1].append(BusEvent.of(row.workspace_id, row.crew_id, event_of(event)))
         after.append(replace(row, status=status, last_seq=last))

@@ -44,6 +44,7 @@ from backend.services.execution_record import (
     execution_of,
     record,
     record_cancelled,
+    record_launch,
     task_of,
 )
 from backend.utils.groups import group_by
@@ -179,42 +180,28 @@ class ExecutionService:
         api_key_id: uuid.UUID | None = None,
     ) -> ExecutionResponse:
         name = (data.name or "").strip() or descriptive_name(config, data.inputs)
+        values = {
+            "name": name,
+            "crew_id": crew_id,
+            "crew_name": crew_name or config.name,
+            "config": config.model_dump(mode="json"),
+            "inputs": data.inputs,
+            "idempotency_key": data.idempotency_key,
+            "request_hash": digest,
+            "parent_id": parent_id,
+            "api_key_id": api_key_id,
+            "input_timeout_seconds": data.input_timeout_seconds,
+            "traceparent": tracing.current_traceparent(),
+            "max_tokens": data.max_tokens,
+            "max_cost_usd": data.max_cost_usd,
+        }
+        tasks = [
+            {"position": i, "name": t.name, "agent_name": t.agent, "status": TaskStatus.PENDING}
+            for i, t in enumerate(config.tasks)
+        ]
+        message = f"Queued {name!r}" + (f" (retry of {parent_id})" if parent_id else "")
         async with self._uow() as uow:
-            row = await uow.executions.add(
-                workspace_id,
-                {
-                    "name": name,
-                    "status": S.QUEUED,
-                    "crew_id": crew_id,
-                    "crew_name": crew_name or config.name,
-                    "config": config.model_dump(mode="json"),
-                    "inputs": data.inputs,
-                    "idempotency_key": data.idempotency_key,
-                    "request_hash": digest,
-                    "parent_id": parent_id,
-                    "api_key_id": api_key_id,
-                    "input_timeout_seconds": data.input_timeout_seconds,
-                    "traceparent": tracing.current_traceparent(),
-                    "max_tokens": data.max_tokens,
-                    "max_cost_usd": data.max_cost_usd,
-                },
-            )
-            await uow.executions.add_tasks(
-                row.id,
-                [
-                    {
-                        "position": i,
-                        "name": t.name,
-                        "agent_name": t.agent,
-                        "status": TaskStatus.PENDING,
-                    }
-                    for i, t in enumerate(config.tasks)
-                ],
-            )
-            message = f"Queued {name!r}" + (f" (retry of {parent_id})" if parent_id else "")
-            row = await record(
-                uow, self.bus, row, S.QUEUED, [Event(EventType.EXECUTION_QUEUED, message)]
-            )
+            row = await record_launch(uow, self.bus, workspace_id, values, tasks, message)
         return execution_of(row)
 
     # ================================================================ reading

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 from sqlalchemy import event
 from starlette.applications import Starlette
 
+from backend.models import DEFAULT_WORKSPACE_ID as WS
+from backend.schemas import ExecutionCreate
+from backend.services.bundle import Services
 from tests.support.factories import create_three_task_crew
 from tests.support.graphql import GraphQLClient
 
@@ -89,3 +93,31 @@ async def test_execution_lists_with_nested_fields_do_not_grow(
         assert all(n["events"][0]["type"] == "EXECUTION_QUEUED" for n in nodes)
         counts[first] = len(statements)
     assert counts[2] == counts[6], counts
+
+
+async def test_a_launch_reads_the_crew_once_and_inserts_once_per_table(
+    client: GraphQLClient, app: Starlette, services: Services
+) -> None:
+    made = await create_three_task_crew(client, "launch")
+    data = ExecutionCreate(crew_id=uuid.UUID(made["crew"]))
+    with count_statements(app) as statements:
+        launched = await services.executions.create_execution(WS, data)
+    heads = [" ".join(s.split()[:3]) for s in statements]
+    assert heads == [
+        "SELECT crews.id, crews.name,",
+        "INSERT INTO executions",
+        "INSERT INTO execution_tasks",
+        "INSERT INTO execution_events",
+    ], statements
+    # Nothing was read back: what the launch answers is what is stored.
+    stored = await services.executions.get_execution(WS, launched.id)
+    assert dict(launched) == dict(stored)
+    assert launched.last_seq == 1
+    tasks = (await services.executions.tasks_of(WS, [launched.id]))[launched.id]
+    assert [(t.position, t.name, t.status, t.output) for t in tasks] == [
+        (0, "launch research", "PENDING", ""),
+        (1, "launch outline", "PENDING", ""),
+        (2, "launch article", "PENDING", ""),
+    ]
+    events = await services.executions.events(WS, launched.id)
+    assert [(e.seq, e.type, e.status) for e in events] == [(1, "EXECUTION_QUEUED", "QUEUED")]
