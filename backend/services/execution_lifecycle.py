@@ -18,13 +18,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Row
 
-from backend.core.errors import DomainError
 from backend.events.bus import EventBus, UpdateSubscription
 from backend.repositories.execution_run import RunRow, TaskUpdate, run_row
 from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -36,7 +34,8 @@ from backend.schemas import (
     TaskStatus,
     UsageResponse,
 )
-from backend.services.execution_progress import Step, StepKind, plan
+from backend.services.execution_handle import ExecutionGone, RunHandle
+from backend.services.execution_progress import Step, StepKind
 from backend.services.execution_record import (
     Change,
     Event,
@@ -52,36 +51,12 @@ from backend.services.execution_resume import (
     input_requested,
     resume_of,
 )
+from backend.services.execution_writes import Final, RunWrites, leased_row, steps_of
 from backend.utils.time import utcnow
 
+__all__ = ["ExecutionGone", "ExecutionLifecycle", "RunHandle"]
+
 S = ExecutionStatus
-
-
-class ExecutionGone(DomainError):
-    """The execution was finished elsewhere (cancelled, crashed by a reaper): stop running it."""
-
-    code = "EXECUTION_GONE"
-
-
-@dataclass(frozen=True)
-class RunHandle:
-    """What the runner needs to run one claimed execution."""
-
-    id: uuid.UUID
-    workspace_id: uuid.UUID
-    name: str
-    config: CrewConfig
-    inputs: dict[str, Any]
-    # Where it starts: from the top, or after a wait for human input (execution_resume.py).
-    resume: Resume = field(default_factory=Resume)
-    # The launching request's trace context, which the run's trace links to.
-    traceparent: str | None = None
-    max_tokens: int | None = None
-    max_cost_usd: float | None = None
-    # What its tasks used before a wait for human input (counted against the budget).
-    used: dict[int, UsageResponse] = field(default_factory=dict)
-    # The worker that claimed it: with the lease's expiry, the fencing token of every write.
-    worker_id: str = ""
 
 
 class ExecutionLifecycle:
@@ -104,6 +79,7 @@ class ExecutionLifecycle:
         self._max_running_per_key = max_running_per_key
         self._input_timeout = input_timeout_seconds
         self._input_timeout_action = input_timeout_action
+        self._writes = RunWrites(uow, bus)
 
     def runner_feed(self) -> AbstractAsyncContextManager[UpdateSubscription]:
         """What runners listen to, in every workspace: new work (EXECUTION_QUEUED) and
@@ -166,12 +142,9 @@ class ExecutionLifecycle:
             await uow.queue.heartbeat(worker_id, execution_ids, now, now + self._lease)
 
     async def record_progress(self, run: RunHandle, steps: list[Step]) -> None:
-        """Writes a batch of an engine's steps (task states and their events) at once."""
-        if not steps:
-            return
-        async with self._uow() as uow:
-            row = await self._running_row(uow, run)
-            await self._apply_steps(uow, row, run, steps)
+        """Writes a batch of an engine's steps (task states and their events) at once, in a
+        transaction it may share with other executions' writes (execution_writes.py)."""
+        await self._writes.write(run, steps)
 
     async def task_started(self, run: RunHandle, position: int) -> None:
         await self.record_progress(run, [Step(StepKind.STARTED, position)])
@@ -192,13 +165,8 @@ class ExecutionLifecycle:
     async def complete(
         self, run: RunHandle, result: dict[str, Any], steps: Sequence[Step] = ()
     ) -> ExecutionStatus:
-        return await self._finish(
-            run,
-            S.COMPLETED,
-            Event(EventType.EXECUTION_COMPLETED, "Execution completed."),
-            steps=steps,
-            result=result,
-        )
+        completed = Event(EventType.EXECUTION_COMPLETED, "Execution completed.")
+        return await self._finish(run, steps, Final(S.COMPLETED, completed, {"result": result}))
 
     async def fail(
         self,
@@ -212,15 +180,9 @@ class ExecutionLifecycle:
         """`code` (e.g. BUDGET_EXCEEDED) becomes the execution's errorCode and, with `data`, the
         EXECUTION_FAILED event's data."""
         details = {"code": code, **(data or {})} if code else data
-        return await self._finish(
-            run,
-            S.FAILED,
-            Event(EventType.EXECUTION_FAILED, f"Execution failed: {error}", data=details),
-            steps=steps,
-            error=error,
-            error_code=code,
-            task_status=TaskStatus.SKIPPED,
-        )
+        failed = Event(EventType.EXECUTION_FAILED, f"Execution failed: {error}", data=details)
+        values = {"error": error, "error_code": code}
+        return await self._finish(run, steps, Final(S.FAILED, failed, values, TaskStatus.SKIPPED))
 
     async def cancelled(
         self, run: RunHandle, reason: str, steps: Sequence[Step] = ()
@@ -230,7 +192,7 @@ class ExecutionLifecycle:
             found = await uow.executions.get(run.workspace_id, run.id)
             if found is None or S(found.status) in TERMINAL:
                 return S(found.status) if found else S.CANCELLED
-            leased = await self._running_row(uow, run)
+            leased = await leased_row(uow, run)
             row: Row[Any] | RunRow = await self._apply_steps(uow, leased, run, list(steps))
             if S(row.status) == S.RUNNING:
                 row = await record(
@@ -250,10 +212,12 @@ class ExecutionLifecycle:
         its last steps and wait, holding no worker and no lease, so nothing can crash it while
         a person thinks. A cancellation requested before wins (CANCELLED)."""
         async with self._uow() as uow:
-            row = await self._running_row(uow, run)
+            row = await leased_row(uow, run)
             cancelling = S(row.status) == S.CANCELLING
             if not cancelling:
-                progress = await self._write_steps(uow, row, run, list(steps))
+                updates: list[TaskUpdate] = []
+                progress = steps_of(row, run, list(steps), updates)
+                await uow.runs.update_tasks(updates)
                 rows = (await uow.executions.tasks(run.workspace_id, [run.id]))[run.id]
                 seconds = row.input_timeout_seconds or self._input_timeout
                 deadline = utcnow() + timedelta(seconds=seconds)
@@ -282,25 +246,13 @@ class ExecutionLifecycle:
     async def _apply_steps(
         self, uow: UnitOfWork, row: RunRow, run: RunHandle, steps: list[Step]
     ) -> RunRow:
-        progress = await self._write_steps(uow, row, run, steps)
+        updates: list[TaskUpdate] = []
+        progress = steps_of(row, run, steps, updates)
+        await uow.runs.update_tasks(updates)
         if not progress:
             return row
         changed = Change(row, S(row.status), progress, {})
         return (await record_runs(uow, self.bus, [changed]))[0]
-
-    async def _write_steps(
-        self, uow: UnitOfWork, row: RunRow, run: RunHandle, steps: list[Step]
-    ) -> list[Event]:
-        """Writes the steps' task states; returns their events (stamped with the current
-        status) for the caller to record in the same transaction."""
-        if not steps:
-            return []
-        writes, events = plan(run.config, steps, utcnow())
-        await uow.runs.update_tasks(
-            [TaskUpdate(run.id, p, w.values, w.append) for p, w in writes.items()]
-        )
-        current = S(row.status)
-        return [Event(e.type, e.message, e.task_position, e.data, current) for e in events]
 
     async def reap(self, is_dead: Callable[[str | None], bool]) -> int:
         """Marks CRASHED every RUNNING/CANCELLING execution whose runner is gone: its lease
@@ -347,42 +299,7 @@ class ExecutionLifecycle:
             return True, True
         return bool(row.cancel_requested), bool(row.cancel_force)
 
-    async def _finish(
-        self,
-        run: RunHandle,
-        target: ExecutionStatus,
-        event: Event,
-        *,
-        steps: Sequence[Step] = (),
-        task_status: TaskStatus = TaskStatus.SKIPPED,
-        **values: Any,
-    ) -> ExecutionStatus:
-        async with self._uow() as uow:
-            row = await self._running_row(uow, run)
-            progress = await self._write_steps(uow, row, run, list(steps))
-            if target != S.COMPLETED:  # a completed execution has no open task left
-                await finish_tasks(uow, row, task_status)
-            change = Change(row, target, [*progress, event], {"finished_at": utcnow(), **values})
-            await record_runs(uow, self.bus, [change])
-        return target
-
-    async def _running_row(self, uow: UnitOfWork, run: RunHandle) -> RunRow:
-        """The execution's row, locked, if this worker still holds its lease (the fence);
-        else ExecutionGone saying why."""
-        now = utcnow()
-        leased = await uow.runs.leased([(run.workspace_id, run.id)], run.worker_id, now)
-        if run.id in leased:
-            return leased[run.id]
-        row = await uow.executions.get(run.workspace_id, run.id)
-        if row is None or S(row.status) not in (S.RUNNING, S.CANCELLING):
-            status = "deleted" if row is None else row.status
-            raise ExecutionGone(f"Execution {run.id} is {status}; it stops here.")
-        if row.worker_id != run.worker_id:
-            raise ExecutionGone(
-                f"Execution {run.id} is run by {row.worker_id} now; this worker "
-                f"({run.worker_id}) lost it and writes nothing more."
-            )
-        raise ExecutionGone(
-            f"This worker ({run.worker_id}) lost its lease on execution {run.id} (it ran out at "
-            f"{row.lease_expires_at}); it writes nothing more and stops."
-        )
+    async def _finish(self, run: RunHandle, steps: Sequence[Step], final: Final) -> ExecutionStatus:
+        status = await self._writes.write(run, list(steps), final)
+        assert status is not None
+        return status
