@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from sqlalchemy import ColumnElement, Row, Table, bindparam, case, func, insert, select, update
 
@@ -17,6 +17,23 @@ from backend.models import Execution, ExecutionEvent, ExecutionTask
 from backend.repositories.base import BaseRepository
 from backend.schemas.common import EVERYTHING, ListFilter, Page, PageRequest
 from backend.schemas.usage import UsageFilter, UsageGroupBy
+
+
+class EventWindow(TypedDict, total=False):
+    """Which of an execution's events: after `after` (0), at most `limit` (100), up to
+    `until` included (None: no bound)."""
+
+    after: int
+    limit: int
+    until: int | None
+
+
+class ExecutionFilter(TypedDict, total=False):
+    """Executions in any of `statuses` (none: every status), launched from `crew_id`."""
+
+    statuses: Sequence[str]
+    crew_id: uuid.UUID | None
+
 
 # Table-level statements: the ORM's bulk path would re-evaluate each WHERE clause in Python.
 _TASKS = cast(Table, ExecutionTask.__table__)
@@ -124,17 +141,8 @@ class ExecutionRepository(BaseRepository[Execution]):
     ) -> None:
         if append_output:
             values = {**values, "output": ExecutionTask.output + append_output}
-        owned = select(Execution.id).where(
-            Execution.workspace_id == workspace_id, Execution.id == execution_id
-        )
-        await self.session.execute(
-            update(_TASKS)
-            .where(
-                ExecutionTask.execution_id.in_(owned.scalar_subquery()),
-                ExecutionTask.position == position,
-            )
-            .values(**values)
-        )
+        where = ExecutionTask.position == position
+        await self._update_tasks(workspace_id, execution_id, where, values)
 
     async def update_open_tasks(
         self,
@@ -143,15 +151,23 @@ class ExecutionRepository(BaseRepository[Execution]):
         statuses: Sequence[str],
         values: dict[str, Any],
     ) -> None:
+        where = ExecutionTask.status.in_(list(statuses))
+        await self._update_tasks(workspace_id, execution_id, where, values)
+
+    async def _update_tasks(
+        self,
+        workspace_id: uuid.UUID,
+        execution_id: uuid.UUID,
+        where: ColumnElement[bool],
+        values: dict[str, Any],
+    ) -> None:
+        """The execution's task rows that match `where`, if it is in the workspace."""
         owned = select(Execution.id).where(
             Execution.workspace_id == workspace_id, Execution.id == execution_id
         )
         await self.session.execute(
             update(_TASKS)
-            .where(
-                ExecutionTask.execution_id.in_(owned.scalar_subquery()),
-                ExecutionTask.status.in_(list(statuses)),
-            )
+            .where(ExecutionTask.execution_id.in_(owned.scalar_subquery()), where)
             .values(**values)
         )
 
@@ -221,24 +237,19 @@ class ExecutionRepository(BaseRepository[Execution]):
         return list((await self.session.execute(stmt)).all())
 
     async def events(
-        self,
-        workspace_id: uuid.UUID,
-        execution_id: uuid.UUID,
-        *,
-        after: int = 0,
-        limit: int = 100,
-        until: int | None = None,
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, **window: Unpack[EventWindow]
     ) -> list[Row[Any]]:
+        until = window.get("until")
         stmt = (
             select(*ExecutionEvent.__table__.c)
             .join(Execution, Execution.id == ExecutionEvent.execution_id)
             .where(
                 Execution.workspace_id == workspace_id,
                 ExecutionEvent.execution_id == execution_id,
-                ExecutionEvent.seq > after,
+                ExecutionEvent.seq > window.get("after", 0),
             )
             .order_by(ExecutionEvent.seq)
-            .limit(limit)
+            .limit(window.get("limit", 100))
         )
         if until is not None:
             stmt = stmt.where(ExecutionEvent.seq <= until)
@@ -249,15 +260,13 @@ class ExecutionRepository(BaseRepository[Execution]):
         workspace_id: uuid.UUID,
         page: PageRequest,
         where: ListFilter = EVERYTHING,
-        *,
-        statuses: Sequence[str] = (),
-        crew_id: uuid.UUID | None = None,
+        **only: Unpack[ExecutionFilter],
     ) -> Page[Row[Any]]:
-        """`statuses`: any of them (none: every status); `crew_id`: launched from that crew."""
+        statuses, crew_id = only.get("statuses", ()), only.get("crew_id")
         c = self.table.c
         extra: list[ColumnElement[bool]] = []
         if statuses:
-            extra.append(c.status.in_(list(statuses)))
+            extra.append(c.status.in_([str(s) for s in statuses]))
         if crew_id is not None:
             extra.append(c.crew_id == crew_id)
         return await self._list(workspace_id, page, where, extra)

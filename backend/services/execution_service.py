@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import attrgetter
+from typing import Unpack
 
 from backend.core.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from backend.events.bus import EventBus
 from backend.observability import tracing
+from backend.repositories.execution import EventWindow, ExecutionFilter
 from backend.repositories.unit_of_work import UnitOfWorkFactory
 from backend.schemas import (
     EVERYTHING,
@@ -226,18 +228,10 @@ class ExecutionService:
         workspace_id: uuid.UUID,
         page: PageRequest,
         where: ListFilter = EVERYTHING,
-        *,
-        statuses: Sequence[ExecutionStatus] = (),
-        crew_id: uuid.UUID | None = None,
+        **only: Unpack[ExecutionFilter],
     ) -> Page[ExecutionResponse]:
         async with self._read_uow() as uow:
-            rows = await uow.executions.list(
-                workspace_id,
-                page,
-                where,
-                statuses=[s.value for s in statuses],
-                crew_id=crew_id,
-            )
+            rows = await uow.executions.list(workspace_id, page, where, **only)
         return Page(
             [execution_of(r) for r in rows.items], rows.has_next_page, rows.has_previous_page
         )
@@ -283,18 +277,10 @@ class ExecutionService:
         return group_by(execution_ids, rows, attrgetter("execution_id"), event_of)
 
     async def events(
-        self,
-        workspace_id: uuid.UUID,
-        execution_id: uuid.UUID,
-        *,
-        after: int = 0,
-        limit: int = 100,
-        until: int | None = None,
+        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, **window: Unpack[EventWindow]
     ) -> list[ExecutionEventResponse]:
         async with self._read_uow() as uow:
-            rows = await uow.executions.events(
-                workspace_id, execution_id, after=after, limit=limit, until=until
-            )
+            rows = await uow.executions.events(workspace_id, execution_id, **window)
         return [event_of(r) for r in rows]
 
     # ================================================================ cancelling
@@ -319,37 +305,15 @@ class ExecutionService:
                 row = await record_cancelled(
                     uow, self.bus, row, reason, input_deadline_at=None, input_response=None
                 )
-            elif current == S.RUNNING:
-                row = await record(
-                    uow,
-                    self.bus,
-                    row,
-                    S.CANCELLING,
-                    [
-                        Event(
-                            EventType.EXECUTION_CANCELLING,
-                            f"Cancellation requested ({how}).",
-                            data={"force": force},
-                        )
-                    ],
-                    cancel_requested=True,
-                    cancel_force=force,
-                )
-            elif current == S.CANCELLING and force and not row.cancel_force:
-                row = await record(
-                    uow,
-                    self.bus,
-                    row,
-                    S.CANCELLING,
-                    [
-                        Event(
-                            EventType.EXECUTION_CANCELLING,
-                            "Cancellation forced.",
-                            data={"force": True},
-                        )
-                    ],
-                    cancel_force=True,
-                )
+            elif current == S.RUNNING or (
+                current == S.CANCELLING and force and not row.cancel_force
+            ):
+                # Asked to stop, or asked again with force: the runner hears it from the event.
+                asked = current == S.RUNNING
+                message = f"Cancellation requested ({how})." if asked else "Cancellation forced."
+                values = {"cancel_force": force} | ({"cancel_requested": True} if asked else {})
+                cancelling = Event(EventType.EXECUTION_CANCELLING, message, data={"force": force})
+                row = await record(uow, self.bus, row, S.CANCELLING, [cancelling], **values)
             elif current != S.CANCELLING:
                 execution_status.check(execution_id, current, S.CANCELLED)
         return execution_of(row)
