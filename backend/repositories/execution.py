@@ -106,11 +106,6 @@ class ExecutionRepository(BaseRepository[Execution]):
 
     # ------------------------------------------------------------ task states
 
-    async def add_tasks(self, execution_id: uuid.UUID, tasks: list[dict[str, Any]]) -> None:
-        await self.session.execute(
-            insert(ExecutionTask), [{"execution_id": execution_id, **t} for t in tasks]
-        )
-
     async def tasks(
         self, workspace_id: uuid.UUID, execution_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, list[Row[Any]]]:

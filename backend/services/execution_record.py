@@ -89,23 +89,37 @@ def stored_event(
     }
 
 
-async def record_launch(
-    uow: UnitOfWork,
-    bus: EventBus,
-    workspace_id: uuid.UUID,
-    values: dict[str, Any],
-    tasks: list[dict[str, Any]],
-    message: str,
-) -> dict[str, Any]:
-    """Stores a new QUEUED execution (`values`: its columns), its task rows and its
-    EXECUTION_QUEUED event, with no read and no update; publishes the event once the caller's
-    transaction commits. Returns the execution's row as written (every column)."""
+@dataclass(frozen=True)
+class Launch:
+    """A new execution for `record_launches`: its columns, its task rows' columns (`position`,
+    `name`, `agent_name`, `status`) and its EXECUTION_QUEUED message."""
+
+    workspace_id: uuid.UUID
+    values: dict[str, Any]
+    tasks: list[dict[str, Any]]
+    message: str
+
+
+async def record_launches(
+    uow: UnitOfWork, bus: EventBus, launches: Sequence[Launch]
+) -> list[dict[str, Any]]:
+    """Stores new QUEUED executions, their task rows and their EXECUTION_QUEUED events (one
+    insert per table, no read, no update: each row is inserted with `last_seq` 1); publishes
+    the events once the caller's transaction commits. Returns the rows as written."""
     now = utcnow()
-    row = new_execution(workspace_id, now, {**values, "status": S.QUEUED, "last_seq": 1})
-    event = stored_event(row["id"], 1, Event(EventType.EXECUTION_QUEUED, message), S.QUEUED, now)
-    await uow.launches.insert([row], [new_task(row["id"], t) for t in tasks], [event])
-    await bus.stage(uow, [BusEvent.of(workspace_id, row["crew_id"], event_of(event))])
-    return row
+    rows, tasks, events = [], [], []
+    for launch in launches:
+        row = new_execution(
+            launch.workspace_id, now, {**launch.values, "status": S.QUEUED, "last_seq": 1}
+        )
+        queued = Event(EventType.EXECUTION_QUEUED, launch.message)
+        rows.append(row)
+        tasks += [new_task(row["id"], t) for t in launch.tasks]
+        events.append(stored_event(row["id"], 1, queued, S.QUEUED, now))
+    await uow.launches.insert(rows, tasks, events)
+    for row, event in zip(rows, events, strict=True):
+        await bus.stage(uow, [BusEvent.of(row["workspace_id"], row["crew_id"], event_of(event))])
+    return rows
 
 
 async def record(

@@ -12,13 +12,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import attrgetter
-from typing import Unpack
+from typing import Any, Unpack
 
 from backend.core.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from backend.events.bus import EventBus
 from backend.observability import tracing
 from backend.repositories.execution import EventWindow, ExecutionFilter
-from backend.repositories.unit_of_work import UnitOfWorkFactory
+from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas import (
     EVERYTHING,
     CrewConfig,
@@ -35,6 +35,7 @@ from backend.schemas import (
 )
 from backend.services import execution_status
 from backend.services.crew_service import CrewService, ToolNames, inline_tool_problems
+from backend.services.execution_batches import GroupCommit
 from backend.services.execution_config import (
     descriptive_name,
     missing_inputs,
@@ -42,11 +43,12 @@ from backend.services.execution_config import (
 )
 from backend.services.execution_record import (
     Event,
+    Launch,
     event_of,
     execution_of,
     record,
     record_cancelled,
-    record_launch,
+    record_launches,
     task_of,
 )
 from backend.utils.groups import group_by
@@ -74,6 +76,8 @@ class ExecutionService:
         self.bus = bus
         self._check_llms = check_llms
         self._tools = tools
+        # Launches made at the same moment share one transaction (execution_batches.py).
+        self._launches: GroupCommit[Launch, dict[str, Any]] = GroupCommit(uow, self._store)
 
     # ================================================================ launching
 
@@ -202,9 +206,13 @@ class ExecutionService:
             for i, t in enumerate(config.tasks)
         ]
         message = f"Queued {name!r}" + (f" (retry of {parent_id})" if parent_id else "")
-        async with self._uow() as uow:
-            row = await record_launch(uow, self.bus, workspace_id, values, tasks, message)
+        row = await self._launches.submit(Launch(workspace_id, values, tasks, message))
         return execution_of(row)
+
+    async def _store(
+        self, uow: UnitOfWork, launches: list[Launch]
+    ) -> list[dict[str, Any] | Exception]:
+        return [*await record_launches(uow, self.bus, launches)]
 
     # ================================================================ reading
 

@@ -1,31 +1,25 @@
 """The runner's writes of running executions (progress, completion, failure), group-committed.
 
-Writes of several executions that are ready at the same moment go in one transaction: one
-statement locks all their rows behind the fence (`uow.runs.leased`), one executemany updates all
-their task rows, and `record_runs` writes all their status changes and events. One writer task
-drains the queue: while a batch is being written, the writes that arrive meanwhile gather for the
-next one, so the busier the runner, the more executions share a commit.
-
-What stays per execution: its writes commit in the order they were made (a second write of the
-same execution waits for the next batch), its event numbers follow from its own locked row, and
-a write this worker may no longer make (no lease: the fence) is refused with ExecutionGone for
-that execution alone while the others of the batch commit. A batch that fails as a whole is
-written again one execution at a time, so a write that cannot be stored fails only its own caller;
-a lost connection fails every caller of the batch (each retries through `persist`).
+Writes of several executions that are ready at the same moment go in one transaction
+(`GroupCommit`, execution_batches.py): one statement locks all their rows behind the fence
+(`uow.runs.leased`), one executemany updates all their task rows, and `record_runs` writes all
+their status changes and events, each execution numbered from its own locked row. Per execution,
+writes commit in the order they were made (one write of an execution per batch); a write this
+worker may no longer make (no lease: the fence) is refused with ExecutionGone for that execution
+alone, while the others of the batch commit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from backend.events.bus import EventBus
-from backend.repositories.connection_errors import is_connection_error
 from backend.repositories.execution_run import RunRow, TaskUpdate
 from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas import ExecutionStatus, TaskStatus
+from backend.services.execution_batches import GroupCommit
 from backend.services.execution_handle import ExecutionGone, RunHandle
 from backend.services.execution_progress import Step, plan
 from backend.services.execution_record import Change, Event, finish_tasks, record_runs
@@ -50,80 +44,33 @@ class _Write:
     run: RunHandle
     steps: list[Step]
     final: Final | None
-    done: asyncio.Future[ExecutionStatus | None]
 
 
 class RunWrites:
-    def __init__(self, uow: UnitOfWorkFactory, bus: EventBus, max_batch: int = 64) -> None:
-        self._uow = uow
+    def __init__(self, uow: UnitOfWorkFactory, bus: EventBus) -> None:
         self._bus = bus
-        self._max_batch = max_batch
-        self._queue: list[_Write] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._batches: GroupCommit[_Write, ExecutionStatus | None] = GroupCommit(
+            uow, self._apply, key=lambda w: w.run.id
+        )
 
     async def write(
         self, run: RunHandle, steps: list[Step], final: Final | None = None
     ) -> ExecutionStatus | None:
-        """Writes the steps (and the final status) once committed; returns the final status.
-        A caller cancelled before its batch starts writes nothing."""
+        """Writes the steps (and the final status) with other executions' writes of the same
+        moment; returns the final status once committed."""
         if not steps and final is None:
             return None
-        loop = asyncio.get_running_loop()
-        item = _Write(run, steps, final, loop.create_future())
-        self._queue.append(item)
-        if self._writer is None:
-            self._writer = loop.create_task(self._drain(), name="runner-writes")
-        return await item.done
-
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                await asyncio.sleep(0)  # writes made at this same moment join the batch
-                batch: list[_Write] = []
-                later: list[_Write] = []
-                seen: set[uuid.UUID] = set()
-                for item in self._queue:
-                    if item.done.done():  # its caller was cancelled: it writes nothing
-                        continue
-                    if item.run.id in seen or len(batch) >= self._max_batch:
-                        later.append(item)
-                    else:
-                        seen.add(item.run.id)
-                        batch.append(item)
-                self._queue = later
-                if batch:
-                    await self._commit(batch)
-        finally:
-            self._writer = None
-
-    async def _commit(self, batch: list[_Write]) -> None:
-        outcomes: list[ExecutionStatus | Exception | None]
-        try:
-            async with self._uow() as uow:
-                outcomes = [*await self._apply(uow, batch)]
-        except Exception as exc:
-            if len(batch) > 1 and not is_connection_error(exc):
-                for item in batch:
-                    await self._commit([item])
-                return
-            outcomes = [exc] * len(batch)
-        for item, outcome in zip(batch, outcomes, strict=True):
-            if item.done.done():
-                continue
-            if isinstance(outcome, BaseException):
-                item.done.set_exception(outcome)
-            else:
-                item.done.set_result(outcome)
+        return await self._batches.submit(_Write(run, steps, final))
 
     async def _apply(
         self, uow: UnitOfWork, batch: list[_Write]
-    ) -> list[ExecutionStatus | ExecutionGone | None]:
+    ) -> list[ExecutionStatus | Exception | None]:
         now = utcnow()
         leased: dict[uuid.UUID, RunRow] = {}
         for worker in {item.run.worker_id for item in batch}:
             keys = [(i.run.workspace_id, i.run.id) for i in batch if i.run.worker_id == worker]
             leased |= await uow.runs.leased(keys, worker, now)
-        outcomes: list[ExecutionStatus | ExecutionGone | None] = []
+        outcomes: list[ExecutionStatus | Exception | None] = []
         updates: list[TaskUpdate] = []
         ending: list[tuple[RunRow, TaskStatus]] = []
         changes: list[Change] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from starlette.applications import Starlette
 from backend.models import DEFAULT_WORKSPACE_ID as WS
 from backend.schemas import ExecutionCreate
 from backend.services.bundle import Services
+from tests.integration.test_event_stream import CONFIG
 from tests.support.factories import create_three_task_crew
 from tests.support.graphql import GraphQLClient
 
@@ -121,3 +123,35 @@ async def test_a_launch_reads_the_crew_once_and_inserts_once_per_table(
     ]
     events = await services.executions.events(WS, launched.id)
     assert [(e.seq, e.type, e.status) for e in events] == [(1, "EXECUTION_QUEUED", "QUEUED")]
+
+
+async def test_launches_made_together_share_one_insert_and_a_conflict_fails_alone(
+    app: Starlette, services: Services
+) -> None:
+    # Inline crews: nothing to read first, so the four launches are ready at the same moment.
+    with count_statements(app) as statements:
+        launched = await asyncio.gather(
+            *(
+                services.executions.create_execution(WS, ExecutionCreate(crew=CONFIG))
+                for _ in range(4)
+            )
+        )
+    assert len({e.id for e in launched}) == 4
+    assert [s.split()[2] for s in statements] == [
+        "executions",
+        "execution_tasks",
+        "execution_events",
+    ]
+    # Two launches with one idempotency key in the same batch: the batch's insert fails, each is
+    # written again alone, and the second answers with the first one's execution.
+    keyed = ExecutionCreate(crew=CONFIG, idempotency_key="once")
+    first, second, other = await asyncio.gather(
+        services.executions.create_execution(WS, keyed),
+        services.executions.create_execution(WS, keyed),
+        services.executions.create_execution(WS, ExecutionCreate(crew=CONFIG)),
+    )
+    assert first.id == second.id
+    assert other.id != first.id
+    for execution in (first, other):
+        events = await services.executions.events(WS, execution.id)
+        assert [(e.seq, e.type) for e in events] == [(1, "EXECUTION_QUEUED")]
