@@ -10,7 +10,8 @@ its lease (SIGSTOP, a long GC pause, a partition) therefore cannot write after i
 before a reaper has marked the execution CRASHED; a lease that ran out is not renewed either.
 
 The API side (launch, read, cancel, retry) is `execution_service.py`, watching is
-`execution_watch.py`; status and events are written only through `execution_record.record`.
+`execution_watch.py`; status and events are written only through `execution_record`. Progress,
+completion and failure of several executions share transactions (`execution_writes.RunWrites`).
 """
 
 from __future__ import annotations

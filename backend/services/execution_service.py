@@ -2,8 +2,9 @@
 
 Resolvers call it; watching (subscriptions) is `execution_watch.py`, and what runners call while
 they run an execution is `execution_lifecycle.py`. Every status change goes through
-`execution_record.record`: checked by `execution_status.check` and written together with the
-events that describe it, in one transaction; the events reach the bus only after it commits.
+`execution_record` (`record`; `record_launches` for new executions, several launches per
+transaction): checked by `execution_status.check` and written together with the events that
+describe it, in one transaction; the events reach the bus only after it commits.
 """
 
 from __future__ import annotations
