@@ -72,8 +72,14 @@ class GroupCommit(Generic[T, R]):
                         keys.add(key)
                         batch.append(queued)
                 self._queue = later
-                if batch:
+                if not batch:
+                    continue
+                try:
                     await self._commit(batch)
+                except Exception as exc:  # a bug of `apply`'s: its callers hear it, none hangs
+                    for queued in batch:
+                        if not queued.done.done():
+                            queued.done.set_exception(exc)
         finally:
             self._writer = None
 

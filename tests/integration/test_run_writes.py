@@ -152,5 +152,22 @@ async def test_a_write_that_cannot_be_stored_fails_alone(services: Services) -> 
     assert await services.lifecycle.complete(bad, {}) == ExecutionStatus.COMPLETED
 
 
+async def test_a_write_whose_caller_was_cancelled_before_its_batch_writes_nothing(
+    services: Services,  # noqa: F811
+) -> None:
+    (run,) = await claimed(services, 1)
+    caller = asyncio.create_task(services.lifecycle.task_output(run, 0, "never"))
+    await asyncio.sleep(0)  # queued; its batch has not started
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert await services.lifecycle.complete(run, {}) == ExecutionStatus.COMPLETED
+    assert await assert_gapless(services, run) == [
+        "EXECUTION_QUEUED",
+        "EXECUTION_STARTED",
+        "EXECUTION_COMPLETED",
+    ]
+
+
 def out(position: int, text: str) -> Step:
     return Step(StepKind.OUTPUT, position, text)
