@@ -197,6 +197,16 @@ class EventBus(Protocol):
     @property
     def subscriber_count(self) -> int: ...
 
+    async def announce(self, name: str, available: bool) -> None:
+        """Tells the processes sharing this bus that runner `name` is alive, and whether it has
+        free slots (presence: best effort, repeated every few seconds)."""
+        ...
+
+    def peers(self) -> dict[str, bool] | None:
+        """The runners heard announcing lately (this one included), each with whether it has
+        free slots; None when the bus serves one process only (embedded mode)."""
+        ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...

@@ -17,3 +17,10 @@ class InMemoryEventBus(LocalFanout):
 
     async def stop(self) -> None:
         return None
+
+    async def announce(self, name: str, available: bool) -> None:
+        return None  # one process, one runner: nobody to tell
+
+    def peers(self) -> dict[str, bool] | None:
+        """None: no other process shares this bus, so the runner need not take turns."""
+        return None

@@ -6,6 +6,10 @@ it exactly when (and only if) they commit. Its payload is small (ids, seq, type,
 subscribers read the events themselves from the table. When the listening connection drops,
 the bus reconnects with backoff and tells every local subscriber to catch up from the table:
 events are delayed, never lost.
+
+Workers also announce themselves on a second channel (presence): who is alive and has free
+slots, so that a queued execution wakes one of them instead of all (runner/claim_gate.py). Only a
+process that announces listens to it; API replicas never hear it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -32,6 +37,9 @@ from backend.utils.time import utcnow
 EventLoader = Callable[[uuid.UUID, uuid.UUID, int, int], Awaitable[list[ExecutionEventResponse]]]
 
 CHANNEL = "crewql_events"
+PRESENCE_CHANNEL = "crewql_workers"
+# A peer not heard from for this long is taken for gone (its announcements come every few seconds).
+PRESENCE_TTL_SECONDS = 6.0
 # How the listening connection shows in pg_stat_activity (operators, and tests that cut it).
 APPLICATION_NAME = "crewql-bus"
 RESYNC_MARGIN_SECONDS = 5.0
@@ -93,6 +101,10 @@ class PostgresEventBus(LocalFanout):
         self._hydrator: asyncio.Task[None] | None = None
         self._heard_at = utcnow()  # when the listening connection last proved alive
         self.reconnects = 0
+        # The listening connection also pings and announces: one statement at a time on it.
+        self._statement = asyncio.Lock()
+        self._presence = False  # listening on PRESENCE_CHANNEL (a process that announced)
+        self._peers: dict[str, tuple[float, bool]] = {}  # name -> (heard at, available)
 
     async def stage(self, uow: UnitOfWork, events: list[BusEvent]) -> None:
         # Chunks keep each payload far below PostgreSQL's 8000-byte limit.
@@ -137,6 +149,8 @@ class PostgresEventBus(LocalFanout):
             self._connection = connection
             connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
             await connection.add_listener(CHANNEL, self._on_notification)
+            if self._presence:
+                await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
             self._listening.set()
             self._heard_at = utcnow()
             if not first:
@@ -164,10 +178,41 @@ class PostgresEventBus(LocalFanout):
                 return
             try:
                 asked = utcnow()
-                await asyncio.wait_for(connection.execute("SELECT 1"), timeout=5)
+                async with self._statement:
+                    await asyncio.wait_for(connection.execute("SELECT 1"), timeout=5)
                 self._heard_at = asked
             except Exception:
                 return
+
+    async def announce(self, name: str, available: bool) -> None:
+        """Tells every announcing process (this one too) that `name` is alive and whether it
+        takes work. Best effort: without the listening connection it is skipped, and peers
+        forget a name they have not heard from for PRESENCE_TTL_SECONDS."""
+        connection = self._connection
+        if connection is None or not self._listening.is_set():
+            self._presence = True  # listened to from the next connection on
+            return
+        async with self._statement:
+            if not self._presence:
+                self._presence = True
+                await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
+            await asyncio.wait_for(
+                connection.execute(
+                    "SELECT pg_notify($1, $2)", PRESENCE_CHANNEL, f"{int(available)}{name}"
+                ),
+                timeout=5,
+            )
+
+    def peers(self) -> dict[str, bool] | None:
+        """The names heard announcing lately, and whether each takes work."""
+        oldest = time.monotonic() - PRESENCE_TTL_SECONDS
+        for name in [n for n, (heard, _) in self._peers.items() if heard < oldest]:
+            del self._peers[name]
+        return {name: available for name, (_, available) in self._peers.items()}
+
+    def _on_presence(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload[:1] in ("0", "1") and len(payload) > 1:
+            self._peers[payload[1:]] = (time.monotonic(), payload[0] == "1")
 
     def attach_loader(self, loader: EventLoader) -> None:
         """How to read events from the table: with it, each notice is read once per process and

@@ -20,6 +20,7 @@ from backend.core.usage import Usage
 from backend.observability import metrics, tracing
 from backend.observability.tracing import ExecutionTrace
 from backend.runner.agent.usage import Budget
+from backend.runner.claim_gate import ClaimGate
 from backend.runner.engine import AwaitingInput, Cancelled, Job, SequentialEngine, TaskFailed
 from backend.runner.reporter import CancelState, ExecutionReporter
 from backend.runner.resilience import LeaseClock, level_of, persist
@@ -27,6 +28,8 @@ from backend.runner.worker_ids import make_worker_id, stopped_local_worker
 from backend.schemas import EventType
 from backend.services.execution_input import HumanInput
 from backend.services.execution_lifecycle import ExecutionGone, ExecutionLifecycle, RunHandle
+
+PRESENCE_SECONDS = 2.0  # how often a runner tells the others it is alive (scaled mode)
 
 
 @dataclass
@@ -57,6 +60,13 @@ class Runner:
         self._running: dict[uuid.UUID, _Running] = {}
         self._early_cancels: dict[uuid.UUID, bool] = {}
         self._wakeup = asyncio.Event()
+        self._claim_now = True  # the first pass claims; then wake() asks for a claim
+        self.gate = ClaimGate(
+            self.worker_id, settings.runner_poll_interval_seconds, service.bus.peers, self.wake
+        )
+        # Other runners share the bus (scaled mode): claim in turns (runner/claim_gate.py).
+        self._shared = service.bus.peers() is not None
+        self._presence_changed = asyncio.Event()
         self._stopping = False
         self._background: list[asyncio.Task[None]] = []
         self.clock = LeaseClock(settings.lease_seconds)
@@ -64,6 +74,8 @@ class Runner:
     # ------------------------------------------------------------ signals (from the bus)
 
     def wake(self) -> None:
+        """Claim now (new work, or the bus may have missed some)."""
+        self._claim_now = True
         self._wakeup.set()
 
     def cancel(self, execution_id: uuid.UUID, force: bool) -> None:
@@ -115,12 +127,17 @@ class Runner:
         except Exception as exc:
             logger.log(level_of(exc), "runner could not check for crashed executions yet: {}", exc)
         metrics.runner_slots(capacity=self.settings.runner_concurrency)
+        await self._announce()
         self._background = [
             asyncio.create_task(self._claim_loop(), name="runner-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="runner-heartbeat"),
             asyncio.create_task(self._reaper_loop(), name="runner-reaper"),
             asyncio.create_task(self._control_loop(), name="runner-control"),
         ]
+        if self._shared:
+            self._background.append(
+                asyncio.create_task(self._presence_loop(), name="runner-presence")
+            )
         logger.info(
             "runner {} started: up to {} executions at once",
             self.worker_id,
@@ -138,6 +155,7 @@ class Runner:
         for task in stopped:
             task.cancel()
         await asyncio.gather(*stopped, return_exceptions=True)
+        await self._announce()  # not available any more: the others stop waiting for its turn
         grace = self.settings.shutdown_grace_seconds
         if self._running:
             logger.info("waiting up to {}s for {} execution(s)", grace, len(self._running))
@@ -166,9 +184,12 @@ class Runner:
             self._wakeup.clear()
             free = self.settings.runner_concurrency - len(self._running)
             claimed: list[RunHandle] = []
-            if free > 0:
+            asked, self._claim_now = self._claim_now, False
+            # A freed slot or a poll claims only if something may be waiting (claim_gate.py).
+            if free > 0 and (asked or not self._shared or self.gate.worth_claiming()):
                 try:
                     claimed = await self.service.claim(self.worker_id, free)
+                    self.gate.claimed([run.id for run in claimed], free)
                     backoff = 0.5
                 except Exception as exc:
                     logger.log(
@@ -179,6 +200,7 @@ class Runner:
                     )
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 30)
+                    self._claim_now = True
                     continue
                 for run in claimed:
                     self._start(run)
@@ -213,11 +235,13 @@ class Runner:
                     while not self._stopping:
                         batch = await feed.next_batch()
                         if feed.take_missed() is not None:
+                            self.gate.missed()
                             self.wake()
                             await self._recheck_cancellations()
                         for item in batch:
-                            if item.type == EventType.EXECUTION_QUEUED:
-                                self.wake()
+                            if item.type != EventType.EXECUTION_CANCELLING:
+                                room = self.active < self.settings.runner_concurrency
+                                self.gate.heard(item.execution_id, item.type, room)
                             elif item.execution_id in self._running:
                                 self.cancel(item.execution_id, item.force)
             except Exception as exc:
@@ -241,6 +265,21 @@ class Runner:
                 logger.warning("checking for cancellations failed ({}); retrying", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _announce(self) -> None:
+        available = not self._stopping and self.active < self.settings.runner_concurrency
+        try:
+            await self.service.bus.announce(self.worker_id, available)
+        except Exception as exc:  # best effort: the others then wait a turn longer for it
+            logger.log(level_of(exc), "announcing this runner failed: {}", exc)
+
+    async def _presence_loop(self) -> None:
+        """Tells the other runners it is alive, and at once when it fills up or frees a slot."""
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._presence_changed.wait(), timeout=PRESENCE_SECONDS)
+            self._presence_changed.clear()
+            await self._announce()
 
     async def _reaper_loop(self) -> None:
         while not self._stopping:
@@ -270,6 +309,8 @@ class Runner:
         with logger.contextualize(execution_id=str(run.id), worker_id=self.worker_id):
             task = asyncio.create_task(self._execute(run, cancel), name=f"execution-{run.id}")
         self._running[run.id] = _Running(run, task, cancel)
+        if self.active == self.settings.runner_concurrency:
+            self._presence_changed.set()
         metrics.runner_slots(busy=1)
         task.add_done_callback(lambda _: metrics.runner_slots(busy=-1))
         if run.id in self._early_cancels:
@@ -352,4 +393,6 @@ class Runner:
             running = self._running.pop(run.id, None)
             if running is not None and running.force_timer is not None:
                 running.force_timer.cancel()
-            self._wakeup.set()
+            if self.active == self.settings.runner_concurrency - 1:
+                self._presence_changed.set()
+            self._wakeup.set()  # a slot freed: claims if something may be waiting

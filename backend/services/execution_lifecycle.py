@@ -83,11 +83,11 @@ class ExecutionLifecycle:
         self._writes = RunWrites(uow, bus)
 
     def runner_feed(self) -> AbstractAsyncContextManager[UpdateSubscription]:
-        """What runners listen to, in every workspace: new work (EXECUTION_QUEUED) and
-        cancellation requests (EXECUTION_CANCELLING, with `force`). In scaled mode these reach
-        the worker process that runs the execution through the bus."""
-        wanted = {EventType.EXECUTION_QUEUED, EventType.EXECUTION_CANCELLING}
-        return self.bus.subscribe_updates(lambda item: item.type in wanted, internal=True)
+        """What runners listen to, in every workspace: every status change. New work
+        (EXECUTION_QUEUED), cancellation requests (EXECUTION_CANCELLING, with `force`), and the
+        rest tell a runner which queued executions were taken meanwhile. In scaled mode these
+        reach every worker process through the bus."""
+        return self.bus.subscribe_updates(lambda _item: True, internal=True)
 
     async def claim(self, worker_id: str, limit: int) -> list[RunHandle]:
         """Moves up to `limit` of the oldest QUEUED executions to RUNNING for this worker."""

@@ -1,0 +1,97 @@
+"""ClaimGate: which runner claims a queued execution first, and when a runner need not claim.
+
+The gates here are given the peers a PostgreSQL bus would report; the runners and the bus
+themselves are exercised in tests/integration/test_worker_turns.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from backend.runner.claim_gate import STAGGER_SECONDS, ClaimGate, turn
+from backend.schemas import EventType
+
+NAMES = ["host-a:1:aaaaaa", "host-b:2:bbbbbb", "host-c:3:cccccc"]
+QUEUED, STARTED = EventType.EXECUTION_QUEUED, EventType.EXECUTION_STARTED
+
+
+class Gates:
+    """One gate per runner, all hearing the same notices, each counting its wake-ups."""
+
+    def __init__(self, peers: dict[str, bool] | None) -> None:
+        self.woken = dict.fromkeys(NAMES, 0)
+        self.gates = {name: self._gate(name, peers) for name in NAMES}
+
+    def _gate(self, name: str, peers: dict[str, bool] | None) -> ClaimGate:
+        def wake() -> None:
+            self.woken[name] += 1
+
+        return ClaimGate(name, 1.0, lambda: peers, wake)
+
+    def hear(self, execution_id: uuid.UUID, kind: EventType, room: bool = True) -> None:
+        for gate in self.gates.values():
+            gate.heard(execution_id, kind, room)
+
+
+async def test_a_queued_execution_wakes_one_runner_and_the_next_only_if_nobody_took_it() -> None:
+    gates = Gates(dict.fromkeys(NAMES, True))
+    taken, left = uuid.uuid4(), uuid.uuid4()
+    gates.hear(taken, QUEUED)
+    first = min(NAMES, key=lambda name: turn(taken, name))
+    assert gates.woken == {name: int(name == first) for name in NAMES}
+    gates.hear(taken, STARTED)  # the first runner claimed it before the others' turns
+    await asyncio.sleep(STAGGER_SECONDS * len(NAMES) + 0.05)
+    assert sum(gates.woken.values()) == 1
+
+    gates.woken = dict.fromkeys(NAMES, 0)
+    gates.hear(left, QUEUED)  # and nobody claims it: every runner's turn comes, in order
+    await asyncio.sleep(STAGGER_SECONDS * len(NAMES) + 0.05)
+    assert gates.woken == dict.fromkeys(NAMES, 1)
+
+
+async def test_the_order_is_the_same_in_every_process_and_spreads_the_work() -> None:
+    firsts = {min(NAMES, key=lambda name: turn(uuid.uuid4(), name)) for _ in range(200)}
+    assert firsts == set(NAMES)
+    execution_id = uuid.uuid4()
+    assert turn(execution_id, NAMES[0]) == turn(uuid.UUID(str(execution_id)), NAMES[0])
+
+
+async def test_full_or_unavailable_runners_do_not_hold_up_the_others() -> None:
+    execution_id = uuid.uuid4()
+    order = sorted(NAMES, key=lambda name: turn(execution_id, name))
+    # The runner first in line announced it is full: the second one claims at once.
+    gates = Gates({name: name != order[0] for name in NAMES})
+    gates.gates[order[1]].heard(execution_id, QUEUED, room=True)
+    assert gates.woken[order[1]] == 1
+    # A runner without a free slot does not wake; a freed slot claims it while it is queued.
+    gate = gates.gates[order[0]]
+    gate.heard(execution_id, QUEUED, room=False)
+    gate.claimed([], 3)
+    assert gates.woken[order[0]] == 0
+    assert gate.worth_claiming()
+    gate.heard(execution_id, STARTED, room=True)
+    assert not gate.worth_claiming()
+
+
+async def test_nothing_heard_queued_means_no_claim_until_the_safety_poll() -> None:
+    woken: list[int] = []
+    gate = ClaimGate(NAMES[0], 0.01, lambda: {NAMES[0]: True}, lambda: woken.append(1))
+    assert gate.worth_claiming()  # at start: what is queued is unknown
+    gate.claimed([uuid.uuid4()], 2)
+    assert not gate.worth_claiming()
+    gate.claimed([uuid.uuid4(), uuid.uuid4()], 2)  # every free slot filled: maybe more waiting
+    assert gate.worth_claiming()
+    gate.claimed([], 2)
+    gate.missed()  # the bus lost its connection: notices may be missing
+    assert gate.worth_claiming()
+    gate.claimed([], 2)
+    await asyncio.sleep(0.15)  # ten polls without a claim
+    assert gate.worth_claiming()
+
+
+async def test_alone_on_the_bus_every_queued_notice_wakes_the_runner_as_before() -> None:
+    gates = Gates(None)
+    gates.hear(uuid.uuid4(), QUEUED)
+    gates.hear(uuid.uuid4(), STARTED)
+    assert gates.woken == dict.fromkeys(NAMES, 1)
