@@ -24,9 +24,9 @@ the lease) is what keeps an execution from running twice. Alone on its bus (embe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
-import zlib
 from collections.abc import Callable
 
 from backend.schemas import EventType
@@ -40,9 +40,10 @@ POLLS_PER_SAFETY_CLAIM = 10
 MAX_TRACKED = 10_000
 
 
-def turn(execution_id: uuid.UUID, name: str) -> int:
-    """The same order in every process (str hashes are salted per process; CRC32 is not)."""
-    return zlib.crc32(execution_id.bytes + name.encode())
+def turn(execution_id: uuid.UUID, name: str) -> bytes:
+    """The same order in every process (str hashes are salted per process), a different one per
+    execution. Not CRC32: it is linear, so one worker came first for about half the executions."""
+    return hashlib.blake2b(execution_id.bytes + name.encode(), digest_size=8).digest()
 
 
 class ClaimGate:
