@@ -21,6 +21,9 @@ from backend.db.migrate import head_revision
 from backend.events.factory import build_bus
 from backend.repositories.unit_of_work import UnitOfWork
 from backend.runner.agent.llm import KNOWN_PROVIDERS, LlmCheck
+from backend.runner.agent.models import ModelFactory
+from backend.runner.engine import SequentialEngine
+from backend.runner.runner import Runner
 from backend.schemas import ExecutionEventResponse
 from backend.services.auth_service import AuthService
 from backend.services.bundle import Services
@@ -118,4 +121,17 @@ def build_services(engine: AsyncEngine, settings: Settings) -> Services:
         health=HealthService(read_uow, head_revision(settings.database_url)),
         limiter=TokenBucketLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         subscriptions=ConcurrencyCap(settings.max_subscriptions_per_key),
+    )
+
+
+def build_runner(
+    services: Services, models: ModelFactory, settings: Settings, worker_id: str | None = None
+) -> Runner:
+    """The runner of a server or `crewql worker`: tools from the catalog, keys from secrets."""
+    return Runner(
+        services.lifecycle,
+        SequentialEngine.serving(models, settings, services.tools, services.secrets),
+        settings,
+        services.inputs,
+        worker_id=worker_id,
     )

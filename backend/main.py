@@ -26,13 +26,11 @@ from backend.api.metrics_route import metrics_endpoint
 from backend.api.routes import healthz, readyz
 from backend.api.transport import HeaderLimits
 from backend.config.settings import Settings, get_settings
-from backend.container import build_services
+from backend.container import build_runner, build_services
 from backend.db.engine import create_engine
 from backend.db.migrate import head_revision, upgrade_async
 from backend.observability import tracing
 from backend.runner.agent.models import ModelFactory
-from backend.runner.engine import SequentialEngine
-from backend.runner.runner import Runner
 
 # Young-generation threshold while serving: a page of 100 crews allocates about 250,000 objects,
 # and with the default (700) collections ran over and over during one request.
@@ -79,12 +77,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         models = ModelFactory(settings)
         runner = None
         if settings.runner_enabled:
-            runner = Runner(
-                services.lifecycle,
-                SequentialEngine.serving(models, settings, services.tools, services.secrets),
-                settings,
-                services.inputs,
-            )
+            runner = build_runner(services, models, settings)
             await runner.start()
         app.state.runner = runner
         if not settings.auth_enabled:

@@ -16,12 +16,10 @@ from loguru import logger
 
 from backend.api.metrics_server import metrics_server
 from backend.config.settings import Settings
-from backend.container import build_services
+from backend.container import build_runner, build_services
 from backend.db.engine import create_engine
 from backend.observability import tracing
 from backend.runner.agent.models import ModelFactory
-from backend.runner.engine import SequentialEngine
-from backend.runner.runner import Runner
 
 
 async def run_worker(settings: Settings) -> None:
@@ -30,12 +28,7 @@ async def run_worker(settings: Settings) -> None:
     tracing.instrument_engine(engine)
     services = build_services(engine, settings)
     models = ModelFactory(settings)
-    runner = Runner(
-        services.lifecycle,
-        SequentialEngine.serving(models, settings, services.tools, services.secrets),
-        settings,
-        services.inputs,
-    )
+    runner = build_runner(services, models, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -5,13 +5,11 @@ is refused and writes nothing. No runner runs; the test plays the worker."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from backend.models import DEFAULT_WORKSPACE_ID as WS
 from backend.schemas import ExecutionCreate, ExecutionStatus
@@ -20,6 +18,7 @@ from backend.services.execution_lifecycle import ExecutionGone, RunHandle
 from backend.services.execution_progress import Step, StepKind
 from tests.integration.test_event_stream import CONFIG
 from tests.integration.test_fencing import services  # noqa: F401 (the fixture)
+from tests.support.statements import watched_statements
 
 
 async def test_one_claim_of_two_keeps_each_log_gapless(services: Services) -> None:  # noqa: F811
@@ -53,20 +52,9 @@ async def test_one_claim_of_two_keeps_each_log_gapless(services: Services) -> No
     assert await services.lifecycle.complete(runs[1], {"t": "done"}) == ExecutionStatus.COMPLETED
 
 
-@contextmanager
-def fence_statements() -> Iterator[list[str]]:
+def fence_statements() -> AbstractContextManager[list[str]]:
     """The fence's locking reads (`leased`), one per transaction of running executions."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        if "executions.lease_expires_at >" in args[2]:
-            seen.append(args[2])
-
-    event.listen(Engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(Engine, "before_cursor_execute", record)
+    return watched_statements(Engine, lambda s: "executions.lease_expires_at >" in s)
 
 
 async def claimed(svc: Services, count: int) -> list[RunHandle]:

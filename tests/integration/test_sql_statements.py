@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager
 
-from sqlalchemy import event
 from starlette.applications import Starlette
 
 from backend.models import DEFAULT_WORKSPACE_ID as WS
@@ -17,6 +14,7 @@ from backend.services.bundle import Services
 from tests.integration.test_event_stream import CONFIG
 from tests.support.factories import create_three_task_crew
 from tests.support.graphql import GraphQLClient
+from tests.support.statements import watched_statements
 
 NESTED = """
 query($first: Int) {
@@ -30,20 +28,9 @@ query($first: Int) {
 }"""
 
 
-@contextmanager
-def count_statements(app: Starlette) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        if not args[2].startswith("BEGIN"):  # transaction control is not a query
-            statements.append(args[2])
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+def count_statements(app: Starlette) -> AbstractContextManager[list[str]]:
+    # transaction control (BEGIN) is not a query
+    return watched_statements(app.state.engine.sync_engine, lambda s: not s.startswith("BEGIN"))
 
 
 async def test_statements_do_not_grow_with_page_size(client: GraphQLClient, app: Starlette) -> None:

@@ -6,35 +6,24 @@ three times, and 5,000 at once waited on the connection pool until checkouts tim
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterator
-from contextlib import aclosing, contextmanager
-from typing import Any
+from collections.abc import AsyncGenerator
+from contextlib import AbstractContextManager, aclosing
 
-from sqlalchemy import event
 from starlette.applications import Starlette
 
 from backend.models import DEFAULT_WORKSPACE_ID as WS
 from backend.schemas import EventType, ExecutionEventResponse
 from backend.services.bundle import Services
 from tests.integration.test_event_stream import running_execution
+from tests.support.statements import watched_statements
 
 SUBSCRIBERS = 200
 
 
-@contextmanager
-def count_reads(app: Starlette) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        if args[2].lstrip().upper().startswith("SELECT"):
-            statements.append(args[2])
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+def count_reads(app: Starlette) -> AbstractContextManager[list[str]]:
+    return watched_statements(
+        app.state.engine.sync_engine, lambda s: s.lstrip().upper().startswith("SELECT")
+    )
 
 
 async def first_events(

@@ -19,12 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.config.settings import Settings
-from backend.container import build_services
+from backend.container import build_runner, build_services
 from backend.db.engine import create_engine
 from backend.models import DEFAULT_WORKSPACE_ID as WS
 from backend.models import ExecutionEvent
 from backend.runner.agent.models import ModelFactory
-from backend.runner.engine import SequentialEngine
 from backend.runner.runner import Runner
 from backend.schemas import EventType, ExecutionCreate, ExecutionStatus
 from backend.services.bundle import Services
@@ -49,12 +48,8 @@ async def start_worker(settings: Settings, number: int) -> Worker:
     engine = create_engine(settings)
     services = build_services(engine, settings)
     models = ModelFactory(settings)
-    runner = Runner(
-        services.lifecycle,
-        SequentialEngine.serving(models, settings, services.tools, services.secrets),
-        settings,
-        services.inputs,
-        worker_id=f"elsewhere-{number}:1:test{number}",
+    runner = build_runner(
+        services, models, settings, worker_id=f"elsewhere-{number}:1:test{number}"
     )
     worker = Worker(runner, services, models, engine)
     claim = services.lifecycle.claim
