@@ -56,6 +56,9 @@ class LoadResult:
     max_ms: float
     errors: int  # socket errors and non-2xx answers
     bytes_per_response: float
+    # The server's CPU (all threads) over the measured run per answered request; the bench's
+    # figure that holds up on a loaded machine, where req/s swings with what else runs.
+    server_cpu_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

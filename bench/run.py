@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from bench.load import LoadResult, LoadSettings, measure, wrk_path
 from bench.output import finish, now, say
 from bench.procs import Server
+from bench.procstat import cpu_seconds
 from bench.queries import CREW_BY_ID, CREWS_PAGE, HELLO
 from bench.report import Row, ratio_lines, ratios, rows_table
 from bench.seed import BenchError, check_answers, first_crew_id, seed
@@ -125,14 +126,23 @@ class Bench:
             f"  {case.server.label:<15} {case.label:<24} "
             f"{self.tool}, {self.settings.connections} connections, {total:.0f} s"
         )
-        result = measure(case.server.url, case.payload, self.settings, self.workdir, self.tool)
+        url, payload, s = case.server.url, case.payload, self.settings
+        if s.warmup > 0:  # apart, so that the CPU read below covers the measured run alone
+            measure(url, payload, replace(s, duration=s.warmup, warmup=0), self.workdir, self.tool)
+        cpu_before = cpu_seconds(case.server.pid)
+        result = measure(url, payload, replace(s, warmup=0), self.workdir, self.tool)
+        cpu_after = cpu_seconds(case.server.pid)
+        if cpu_before is not None and cpu_after is not None and result.requests:
+            cpu_ms = (cpu_after - cpu_before) * 1000 / result.requests
+            result = replace(result, server_cpu_ms=cpu_ms)
         if result.errors:
             self.notes.append(
                 f"{case.server.label} {case.label}: {result.errors} errors or non-2xx answers"
             )
         say(
             f"  {'':<15} {'':<24} {result.requests_per_s:,.1f} req/s, "
-            f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms"
+            f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
+            f"server CPU {result.server_cpu_ms or 0:.2f} ms/request"
         )
         key = (case.server.app, case.database, case.query)
         self.labels[key] = case.label

@@ -589,9 +589,13 @@ async def test_cancel_mid_run_ends_the_stream(
 
     assert seqs(events) == list(range(1, len(events) + 1))
     types = [e["type"] for e in events]
-    assert types[-2:] == ["EXECUTION_CANCELLING", "EXECUTION_CANCELLED"], types
-    assert [e["status"] for e in events[-2:]] == ["CANCELLING", "CANCELLED"]
-    assert events[-2]["data"] == {"force": force}
+    cancelling = types.index("EXECUTION_CANCELLING")
+    # Output the engine had already received when the request arrived is recorded, not dropped,
+    # so TASK_OUTPUT may fall between the request and the stop; nothing else may.
+    assert set(types[cancelling + 1 : -1]) <= {"TASK_OUTPUT"}, types
+    assert types[-1] == "EXECUTION_CANCELLED", types
+    assert [events[cancelling]["status"], events[-1]["status"]] == ["CANCELLING", "CANCELLED"]
+    assert events[cancelling]["data"] == {"force": force}
     assert "TASK_COMPLETED" not in types, "the slow task finished before the cancel"
 
     final = await api.execution(execution_id)
