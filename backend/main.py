@@ -24,7 +24,7 @@ from backend.api.graphql.view import GraphQLView
 from backend.api.instrumentation import Instrumented
 from backend.api.metrics_route import metrics_endpoint
 from backend.api.routes import healthz, readyz
-from backend.api.transport import HeaderLimits
+from backend.api.transport import HeaderLimits, KeepAsgiSend
 from backend.config.settings import Settings, get_settings
 from backend.container import build_runner, build_services
 from backend.db.engine import create_engine
@@ -129,7 +129,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 HeaderLimits,
                 max_headers=settings.max_headers,
                 max_header_bytes=settings.max_header_bytes,
-            )
+            ),
+            Middleware(KeepAsgiSend),
         ],
     )
     app.state.settings = settings

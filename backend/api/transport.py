@@ -1,4 +1,5 @@
-"""Limits on what reaches the application at all: header count and size, for HTTP and websockets.
+"""Limits on what reaches the application at all: header count and size, for HTTP and websockets;
+and the server's own ASGI `send` of each websocket, kept in its scope (KeepAsgiSend).
 
 uvicorn's default HTTP parser (httptools) accepts any number of headers of any size; h11 bounds
 only the bytes it buffers (`h11_max_incomplete_event_size`, which `crewql serve` sets from the
@@ -57,3 +58,25 @@ class HeaderLimits:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+
+# The scope key under which KeepAsgiSend keeps a websocket's ASGI `send` as the server gave it.
+ASGI_SEND = "crewql.asgi_send"
+
+
+class KeepAsgiSend:
+    """Keeps the server's own `send` of each websocket in its scope (`ASGI_SEND`), for the
+    frames that subscribers of one sharing group get pre-encoded (GuardedWebSocket.send_text).
+    Between the server and the endpoint, Starlette wraps `send` (its exception middleware's
+    `sender`), and its WebSocket checks the state of the socket on every message: with 1,000
+    subscribers that is paid per subscriber per event (docs/performance.md, *Fewer layers per
+    frame*). Placed among the app's middleware, it gets the `send` the server passed to the app
+    (Starlette's ServerErrorMiddleware hands websockets through unchanged)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope[ASGI_SEND] = send
+        await self.app(scope, receive, send)

@@ -224,18 +224,25 @@ def subscription_open(kind: str) -> Iterator[None]:
 
 class DeliveryClock:
     """Observes the delivery lag of one subscription's live events. Events committed before the
-    subscription opened are history being replayed, whose age says nothing about lag."""
+    subscription opened are history being replayed, whose age says nothing about lag.
+
+    Paid per subscriber per event, so in seconds since the epoch (`time.time()` and the aware
+    datetime's `timestamp()`, both C) rather than by datetime arithmetic."""
+
+    __slots__ = ("_histogram", "_opened")
 
     def __init__(self, kind: str) -> None:
         self._histogram = DELIVERY_LAG.labels(kind)
-        self._opened = datetime.now(UTC)
+        self._opened = time.time()
 
     def delivered(self, created_at: datetime) -> None:
         if created_at.tzinfo is None:
             created_at = created_at.replace(tzinfo=UTC)
-        if created_at < self._opened:
+        created = created_at.timestamp()
+        if created < self._opened:
             return
-        self._histogram.observe(max((datetime.now(UTC) - created_at).total_seconds(), 0.0))
+        lag = time.time() - created
+        self._histogram.observe(lag if lag > 0.0 else 0.0)
 
 
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.websockets import WebSocket
 
 from backend.api.graphql.ws_frames import GuardedWebSocket
 from backend.events.bus import Subscription
@@ -193,4 +194,56 @@ async def test_an_operation_stopped_mid_stream_ends_alone(
         assert tail.ended_by == "complete"
         in_flight = seqs(tail.field("executionEvents"))
         assert in_flight == list(range(5, 5 + len(in_flight)))
+    await wait_for_subscribers(server, 0)
+
+
+async def test_shared_frames_skip_starlettes_websocket_send(
+    server: LoopLiveServer, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Direct frames go to the server's own ASGI `send` (kept by transport.KeepAsgiSend), not
+    through Starlette's WebSocket.send: of a group of 8 subscribers only the one executing an
+    event sends its frame through Starlette. Every subscriber still gets its whole sequence."""
+    through_starlette = 0
+    send = WebSocket.send
+
+    async def counting(websocket: WebSocket, message: Any) -> None:
+        nonlocal through_starlette
+        if message.get("type") == "websocket.send" and '"next"' in (message.get("text") or ""):
+            through_starlette += 1
+        await send(websocket, message)
+
+    monkeypatch.setattr(WebSocket, "send", counting)
+    execution_id = await api.launch(await api.crew())
+    results = await asyncio.wait_for(
+        asyncio.gather(*(watch(server, TRANSPORT_WS, execution_id, 0) for _ in range(8))), 30
+    )
+    final = await api.execution(execution_id)
+    assert_completed_run(final["events"], execution_id)
+    for result in results:
+        assert result.field("executionEvents") == final["events"]
+    delivered = 8 * len(final["events"])
+    assert through_starlette <= 2 * len(final["events"]), (through_starlette, delivered)
+    await wait_for_subscribers(server, 0)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_client_that_drops_its_socket_mid_stream_ends_alone(
+    server: LoopLiveServer, api: Api, protocol: Protocol
+) -> None:
+    """A client gone without a close handshake: its operations end (a send to its socket fails
+    or the handler cancels them first), while the group's other subscribers get everything."""
+    execution_id = await api.launch(await api.crew(llm=SLOW_LLM, tasks=1))
+    async with GraphQLWebSocket.connect(server.ws_url, protocol) as ws:
+        for _ in range(3):
+            op = await ws.subscribe(EVENTS, {"id": execution_id})
+            got = await ws.collect(op, limit=2, within=RECV_TIMEOUT)
+            assert seqs(got.field("executionEvents")) == [1, 2]
+        staying = asyncio.ensure_future(watch(server, protocol, execution_id))
+        await wait_for_subscribers(server, 4)
+        ws.abort()
+        await wait_for_subscribers(server, 1)
+    await api.cancel(execution_id, force=True)
+    result = await asyncio.wait_for(staying, RECV_TIMEOUT)
+    final = await api.wait_finished(execution_id)
+    assert result.field("executionEvents") == final["events"]
     await wait_for_subscribers(server, 0)

@@ -15,17 +15,19 @@ that does not parse and enforces the per-socket message rate.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from json import JSONDecodeError
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictStr, TypeAdapter, ValidationError
+from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.http.exceptions import NonTextMessageReceived, WebSocketDisconnected
 
 from backend.api.graphql.direct import frame_head
+from backend.api.transport import ASGI_SEND
 from backend.core.rate_limit import TokenBucketLimiter
 
 # A close frame's reason is at most 123 bytes (RFC 6455 §5.5).
@@ -116,6 +118,7 @@ class GuardedWebSocket(ASGIWebSocketAdapter):
         settings = view.settings
         self.bucket = TokenBucketLimiter(settings.ws_messages_per_second, settings.ws_message_burst)
         self.rate = settings.ws_messages_per_second
+        self._asgi_send: Callable[[Message], Awaitable[None]] | None = self.ws.scope.get(ASGI_SEND)
 
     async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object]:
         try:
@@ -146,7 +149,7 @@ class GuardedWebSocket(ASGIWebSocketAdapter):
             if shared is not None:
                 rest = {k: v for k, v in message.items() if k != "payload"}
                 try:
-                    await self.ws.send_text(f"{frame_head(view.encode_json, rest)}{shared}}}")
+                    await self.send_text(f"{frame_head(view.encode_json, rest)}{shared}}}")
                 except WebSocketDisconnect as exc:  # as Strawberry's send_json reports it
                     raise WebSocketDisconnected from exc
                 return
@@ -154,8 +157,23 @@ class GuardedWebSocket(ASGIWebSocketAdapter):
 
     async def send_text(self, text: str) -> None:
         """A frame encoded already (direct.py); raises WebSocketDisconnect when the client has
-        gone."""
-        await self.ws.send_text(text)
+        gone.
+
+        While the socket is open it goes straight to the server's ASGI `send` (kept by
+        transport.KeepAsgiSend) with what Starlette's WebSocket.send does for a `websocket.send`
+        message in that state: an OSError from the server (the client went away) marks the
+        socket disconnected and raises WebSocketDisconnect(1006). In any other state, or
+        without the kept `send`, Starlette's WebSocket sends it, with its own checks."""
+        ws = self.ws
+        send = self._asgi_send
+        if send is None or ws.application_state is not WebSocketState.CONNECTED:
+            await ws.send_text(text)
+            return
+        try:
+            await send({"type": "websocket.send", "text": text})
+        except OSError:
+            ws.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(code=1006) from None
 
 
 _OBJECT = TypeAdapter(dict[str, Any])
