@@ -77,28 +77,39 @@ class Subscription:
     put and get, and an Event's set, wait and clear, were about 8 % of a 1,000-subscriber
     fan-out's CPU)."""
 
-    __slots__ = ("_capacity", "_items", "_waiter", "execution_id", "lagged")
+    __slots__ = ("_items", "_waiter", "capacity", "execution_id", "lagged", "relay")
 
     def __init__(self, execution_id: uuid.UUID, capacity: int) -> None:
         self.execution_id = execution_id
-        self._capacity = capacity
+        self.capacity = capacity
         self._items: list[BusEvent] = []
         self._waiter: asyncio.Future[None] | None = None
         self.lagged = False
+        # While its reader waits with nothing buffered, a Relay may take its events (and
+        # deliver them) instead of waking it; the first event it does not take detaches it.
+        self.relay: Relay | None = None
 
     def offer(self, item: BusEvent) -> None:
-        if len(self._items) < self._capacity:
+        relay = self.relay
+        if relay is not None:
+            if relay.take(self, item):
+                return
+            self.relay = None
+        if len(self._items) < self.capacity:
             self._items.append(item)
         else:
             self.lagged = True  # the subscriber re-reads the table; nothing waits on it
-        self._wake()
+        self.wake()
 
     def resync_needed(self) -> None:
-        """Called by a bus that may have missed events (its connection dropped)."""
+        """Called by a bus that may have missed events (its connection dropped), or by a relay
+        that stopped delivering for this subscriber."""
+        self.relay = None
         self.lagged = True
-        self._wake()
+        self.wake()
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Wakes the reader if it waits (a relay that delivered its last event)."""
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -124,6 +135,35 @@ class Subscription:
     def take_lag(self) -> bool:
         lagged, self.lagged = self.lagged, False
         return lagged
+
+
+class Relay(Protocol):
+    """Delivers a waiting subscriber's live events for it, so that its reader is not woken for
+    each one (the API's direct delivery: one sender per group of identical subscriptions).
+
+    The reader (ExecutionWatch) calls `idle` before it waits with nothing buffered and nothing
+    to re-read, `resume` when it wakes, and `leave` when it stops. In between, the subscription
+    asks `take` for each event; the first one refused is buffered as usual and wakes the reader,
+    which then continues from what `resume` says the relay delivered."""
+
+    def idle(self, subscription: Subscription, last: int) -> None:
+        """The reader has delivered everything up to `last` and is about to wait."""
+        ...
+
+    def take(self, subscription: Subscription, item: BusEvent) -> bool:
+        """True when the relay will deliver `item` for this subscriber (never waits)."""
+        ...
+
+    async def resume(self, subscription: Subscription, last: int) -> tuple[int, bool]:
+        """Waits until everything taken for this subscriber is out (or given up: the relay then
+        flags the subscription as lagged, so the reader re-reads the table); returns the seq
+        of the last event the relay delivered for it (or `last`), and whether that event was
+        the terminal one (the stream then ends)."""
+        ...
+
+    def leave(self, subscription: Subscription) -> None:
+        """The reader stops: nothing more is delivered for it."""
+        ...
 
 
 UpdateFilter = Callable[[BusEvent], bool]

@@ -24,7 +24,11 @@ from typing import TypeVar
 from loguru import logger
 
 from backend.core.errors import Unavailable
-from backend.events.bus import STATUS_EVENTS, BusEvent, EventBus
+from backend.events.bus import STATUS_EVENTS, EventBus, Relay
+
+# Also for the API's relay (api/graphql/relay.py), which may not import the events layer.
+from backend.events.bus import BusEvent as BusEvent
+from backend.events.bus import Subscription as Subscription
 from backend.repositories.connection_errors import is_connection_error
 from backend.repositories.unit_of_work import UnitOfWorkFactory
 from backend.schemas import TERMINAL, ExecutionEventResponse, ExecutionResponse, ExecutionStatus
@@ -94,7 +98,12 @@ class ExecutionWatch:
         )
 
     async def stream_events(
-        self, workspace_id: uuid.UUID, execution_id: uuid.UUID, *, after: int = 0
+        self,
+        workspace_id: uuid.UUID,
+        execution_id: uuid.UUID,
+        *,
+        after: int = 0,
+        relay: Relay | None = None,
     ) -> AsyncGenerator[ExecutionEventResponse, None]:
         """Every event with seq > after, in order, with no gap and no duplicate: the stored
         history first, then live events; ends after the terminal event.
@@ -103,55 +112,68 @@ class ExecutionWatch:
         the other (or both, and then dropped by seq). A gap in what the bus delivers (this
         subscriber lagged, or the bus lost its connection) is filled from the table. No session
         is held while the caller consumes an event.
+
+        With a `relay`, live events may be delivered by it while this stream waits (bus.Relay);
+        they are not yielded here, and the stream carries on after the last one it delivered.
         """
         # NotFound before anything else
         await reading(partial(self._execution, workspace_id, execution_id), WHAT)
         last = max(after, 0)
         async with self.bus.subscribe(execution_id) as subscription:
-            while True:  # history, page by page
-                page = await reading(
-                    partial(self._events, workspace_id, execution_id, last, None), WHAT
-                )
-                for event in page:
-                    yield event
-                    last = event.seq
-                    if event.type in TERMINAL_EVENTS:
-                        return
-                if len(page) < PAGE:
-                    break
-            # Nothing stored after `after` may come any more: the caller already has the end.
-            # (The subscription is open, so anything newer than this read arrives on the bus.)
-            current = await reading(partial(self._execution, workspace_id, execution_id), WHAT)
-            if current.status in TERMINAL and last >= current.last_seq:
-                return
-            while True:  # live
-                batch = await subscription.next_batch()
-                if subscription.take_lag():
-                    batch = []  # everything after `last` is re-read from the table
-                    async for event in self._catch_up(workspace_id, execution_id, last, None):
+            try:
+                while True:  # history, page by page
+                    page = await reading(
+                        partial(self._events, workspace_id, execution_id, last, None), WHAT
+                    )
+                    for event in page:
                         yield event
                         last = event.seq
                         if event.type in TERMINAL_EVENTS:
                             return
-                for item in batch:
-                    if item.seq <= last:
-                        if item.type in TERMINAL_EVENTS:
-                            return  # the end, which the caller already had (after >= it)
-                        continue
-                    if item.event is None or item.seq > last + 1:
-                        # A notice without the event, or a gap: read up to it from the table.
-                        async for stored in self._catch_up(
-                            workspace_id, execution_id, last, item.seq
-                        ):
-                            yield stored
-                            last = stored.seq
-                            if stored.type in TERMINAL_EVENTS:
+                    if len(page) < PAGE:
+                        break
+                # Nothing stored after `after` may come any more: the caller already has the end.
+                # (The subscription is open, so anything newer than this read arrives on the bus.)
+                current = await reading(partial(self._execution, workspace_id, execution_id), WHAT)
+                if current.status in TERMINAL and last >= current.last_seq:
+                    return
+                while True:  # live
+                    if relay is not None and not subscription.buffered and not subscription.lagged:
+                        relay.idle(subscription, last)
+                    batch = await subscription.next_batch()
+                    if relay is not None:
+                        last, ended = await relay.resume(subscription, last)
+                        if ended:
+                            return
+                    if subscription.take_lag():
+                        batch = []  # everything after `last` is re-read from the table
+                        async for event in self._catch_up(workspace_id, execution_id, last, None):
+                            yield event
+                            last = event.seq
+                            if event.type in TERMINAL_EVENTS:
                                 return
-                        continue
-                    yield item.event
-                    last = item.seq
-                    if item.type in TERMINAL_EVENTS:
-                        return
+                    for item in batch:
+                        if item.seq <= last:
+                            if item.type in TERMINAL_EVENTS:
+                                return  # the end, which the caller already had (after >= it)
+                            continue
+                        if item.event is None or item.seq > last + 1:
+                            # A notice without the event, or a gap: read up to it from the table.
+                            async for stored in self._catch_up(
+                                workspace_id, execution_id, last, item.seq
+                            ):
+                                yield stored
+                                last = stored.seq
+                                if stored.type in TERMINAL_EVENTS:
+                                    return
+                            continue
+                        yield item.event
+                        last = item.seq
+                        if item.type in TERMINAL_EVENTS:
+                            return
+            finally:
+                if relay is not None:
+                    relay.leave(subscription)
 
     async def _catch_up(
         self, workspace_id: uuid.UUID, execution_id: uuid.UUID, after: int, until: int | None

@@ -247,3 +247,40 @@ async def test_a_client_that_drops_its_socket_mid_stream_ends_alone(
     final = await api.wait_finished(execution_id)
     assert result.field("executionEvents") == final["events"]
     await wait_for_subscribers(server, 0)
+
+
+async def test_caught_up_subscribers_get_live_events_from_their_groups_relay(
+    server: LoopLiveServer, api: Api
+) -> None:
+    """Subscribers waiting for live events get them written by their group's relay
+    (api/graphql/relay.py), each under its own operation id and in its own order; two
+    operations on one socket too; once they end, no relay is left."""
+    shared = server.app.state.shared_events
+    before = await server.call(lambda: int(shared.relayed))
+    execution_id = await api.launch(await api.crew(llm=SLOW_LLM, tasks=1))
+
+    async def alone(protocol: Protocol) -> list[OperationResult]:
+        return [await watch(server, protocol, execution_id)]
+
+    jobs = [alone(p) for p in PROTOCOLS for _ in range(3)]
+    await wait_for_subscribers(server, 0)
+    results_alone = asyncio.gather(*jobs)
+    await wait_for_subscribers(server, 6)
+    async with GraphQLWebSocket.connect(server.ws_url, TRANSPORT_WS) as ws:
+        ops = [await ws.subscribe(EVENTS, {"id": execution_id}) for _ in range(2)]
+        first = [await ws.collect(op, limit=6, within=RECV_TIMEOUT) for op in ops]
+        await api.cancel(execution_id, force=True)
+        rest = [await ws.collect(op, within=RECV_TIMEOUT) for op in ops]
+    results = [r for group in await asyncio.wait_for(results_alone, 30) for r in group]
+    final = await api.wait_finished(execution_id)
+
+    events = final["events"]
+    for result in results:
+        assert result.field("executionEvents") == events
+    for head, tail in zip(first, rest, strict=True):
+        assert head.field("executionEvents") + tail.field("executionEvents") == events
+        assert tail.ended_by == "complete"
+    relayed = await server.call(lambda: int(shared.relayed)) - before
+    assert relayed >= len(events), relayed  # most live events of 8 subscribers
+    await wait_for_subscribers(server, 0)
+    assert await server.call(lambda: len(shared.relays)) == 0

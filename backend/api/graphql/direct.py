@@ -24,24 +24,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocketDisconnect
 
 if TYPE_CHECKING:
+    from graphql import Executor
+
+    from backend.api.graphql.relay import Joined
     from backend.api.graphql.shared_events import SharedEvents
+    from backend.observability.metrics import DeliveryClock
 
 
 class DirectSink:
     """One websocket operation's way to the socket for the frames its group shares."""
 
-    __slots__ = ("_encode", "_head", "_send", "_shared", "group")
+    __slots__ = ("_encode", "_head", "_send", "_shared", "executor", "group")
 
     def __init__(
         self,
-        send_text: Callable[[str], Awaitable[None]],
+        send_text: Callable[[str], Coroutine[Any, Any, None]],
         head: str,
         shared: SharedEvents,
         encode: Callable[[object], str],
@@ -53,6 +57,17 @@ class DirectSink:
         # The operation's sharing group; set by the executor when it is built (None: the
         # operation does not share, and every event takes the ordinary path).
         self.group: Hashable | None = None
+        self.executor: Executor[Any] | None = None  # the operation's executor (set with `group`)
+
+    def relay(self, execution_id: uuid.UUID, clock: DeliveryClock | None) -> Joined | None:
+        """This operation's way into its group's relay for `execution_id` (relay.py): None when
+        it does not share."""
+        if self.group is None or self.executor is None:
+            return None
+        from backend.api.graphql.relay import Joined  # relay.py imports this module
+
+        key = (self.group, execution_id.int)
+        return Joined(self._shared, key, self._send, self._head, self.executor, clock, self._encode)
 
     async def offer(self, execution_id: uuid.UUID, seq: int) -> bool:
         """Sends the event's shared frame; False (nothing sent) when there is none."""

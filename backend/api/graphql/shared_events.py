@@ -30,7 +30,7 @@ import inspect
 import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import (
     ExecutionResult,
@@ -45,6 +45,9 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from backend.api.graphql.direct import DIRECT, event_key
 from backend.api.graphql.types.execution import ExecutionEvent
+
+if TYPE_CHECKING:
+    from backend.api.graphql.relay import GroupRelay
 
 DEFAULT_CAPACITY = 4096
 MAX_GROUPS = 10_000
@@ -65,9 +68,12 @@ class SharedEvents:
         # group key -> a small number standing for it in every event's key, so that a lookup
         # (per subscriber and event) hashes three numbers, not the nested key
         self._groups: dict[Hashable, int] = {}
+        # (group number, execution id's int) -> the group's relay (relay.py), while it has members
+        self.relays: dict[tuple[Hashable, int], GroupRelay] = {}
         self.hits = 0
         self.misses = 0
-        self.direct = 0  # hits answered with the encoded payload for a DirectSink
+        self.direct = 0  # hits answered with the encoded payload for a DirectSink or a relay
+        self.relayed = 0  # frames a group's relay wrote (relay.py), of `direct`
 
     def intern(self, group: Hashable | None) -> int | None:
         """The number standing for `group`. Kept for MAX_GROUPS groups; past that the table
@@ -177,6 +183,7 @@ class SharingExecutionContext(StrawberryGraphQLCoreExecutionContext):
         sink = DIRECT.get()
         if sink is not None:  # a websocket operation: its resolver may send shared frames
             sink.group = self._group
+            sink.executor = self
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         group = self._group

@@ -199,8 +199,14 @@ class ExecutionSubscription:
         parsed = parse_id(execution_id)
         if parsed is None:
             raise ClientError(f"Execution {execution_id} does not exist.", "NOT_FOUND")
-        stream = ctx.services.watch.stream_events(ctx.workspace_id, parsed, after=after or 0)
-        async with aclosing(_delivered("executionEvents", stream)) as events:
+        clock = metrics.DeliveryClock("executionEvents")
+        sink = DIRECT.get()
+        # On a websocket, its group's relay may deliver live events while the stream waits.
+        relay = sink.relay(parsed, clock) if sink is not None else None
+        stream = ctx.services.watch.stream_events(
+            ctx.workspace_id, parsed, after=after or 0, relay=relay
+        )
+        async with aclosing(_delivered("executionEvents", stream, clock)) as events:
             async for event in events:
                 yield event
 
@@ -230,13 +236,15 @@ class ExecutionSubscription:
 
 
 async def _delivered(
-    field: str, stream: AsyncGenerator[ExecutionEventResponse, None]
+    field: str,
+    stream: AsyncGenerator[ExecutionEventResponse, None],
+    clock: metrics.DeliveryClock | None = None,
 ) -> AsyncGenerator[ExecutionEvent, None]:
     """A subscription's events on their way to its client, timed and counted. On a websocket
     the operation's direct sink may take an event (its group's frames then go straight out) and
     nothing is yielded; a stream that cannot go on (its execution is gone, the database cannot
     be reached) ends as the client's error, with the domain error's code."""
-    clock = metrics.DeliveryClock(field)
+    clock = clock or metrics.DeliveryClock(field)
     sink = DIRECT.get()
     try:
         with metrics.subscription_open(field):
