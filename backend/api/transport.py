@@ -69,8 +69,8 @@ class KeepAsgiSend:
     frames that subscribers of one sharing group get pre-encoded (GuardedWebSocket.send_text).
     Between the server and the endpoint, Starlette wraps `send` (its exception middleware's
     `sender`), and its WebSocket checks the state of the socket on every message: with 1,000
-    subscribers that is paid per subscriber per event (docs/performance.md, *Fewer layers per
-    frame*). Placed among the app's middleware, it gets the `send` the server passed to the app
+    subscribers that is paid per subscriber per event (docs/performance.md, *One sender per
+    group*). Placed among the app's middleware, it gets the `send` the server passed to the app
     (Starlette's ServerErrorMiddleware hands websockets through unchanged)."""
 
     def __init__(self, app: ASGIApp) -> None:

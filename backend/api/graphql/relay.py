@@ -199,22 +199,24 @@ class GroupRelay:
     # the sender ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        queue = self._queue
         try:
-            while self._queue:
-                item, members = self._queue.popleft()
+            while queue:
+                item, members = queue[0]
                 try:
                     payload = await self._payload(item, members)
                 except Exception:
                     logger.exception("relay: executing event {} failed", item.seq)
                     payload = None
+                queue.popleft()
                 self._write(item, members, payload)
         except BaseException:
-            # Not expected: every subscriber still waiting on this relay re-reads the table.
-            for members in [m for _, m in self._queue]:
+            # Not expected (a cancelled loop): everyone still waiting re-reads the table.
+            for _, members in queue:
                 for member in members:
                     self._give_up(member)
                     self._done(member)
-            self._queue.clear()
+            queue.clear()
             raise
         finally:
             self._task = None
