@@ -242,6 +242,10 @@ class EventBus(Protocol):
         free slots (presence: best effort, repeated every few seconds)."""
         ...
 
+    async def depart(self, name: str) -> None:
+        """Tells the processes sharing this bus that runner `name` is leaving (best effort)."""
+        ...
+
     def peers(self) -> dict[str, bool] | None:
         """The runners heard announcing lately (this one included), each with whether it has
         free slots; None when the bus serves one process only (embedded mode)."""

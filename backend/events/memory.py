@@ -21,6 +21,9 @@ class InMemoryEventBus(LocalFanout):
     async def announce(self, name: str, available: bool) -> None:
         return None  # one process, one runner: nobody to tell
 
+    async def depart(self, name: str) -> None:
+        return None
+
     def peers(self) -> dict[str, bool] | None:
         """None: no other process shares this bus, so the runner need not take turns."""
         return None

@@ -38,8 +38,12 @@ EventLoader = Callable[[uuid.UUID, uuid.UUID, int, int], Awaitable[list[Executio
 
 CHANNEL = "crewql_events"
 PRESENCE_CHANNEL = "crewql_workers"
-# A peer not heard from for this long is taken for gone (its announcements come every few seconds).
-PRESENCE_TTL_SECONDS = 6.0
+# A peer not heard from for this long is taken for gone (it announces itself every 5 s, and says
+# when it leaves; this only matters for one that died without a word).
+PRESENCE_TTL_SECONDS = 12.0
+# The listening connection is pinged only after this long without a notification: anything heard
+# proves it alive, so a busy bus is never pinged (each ping is a round trip and a wake-up).
+PING_AFTER_SECONDS = 5.0
 # How the listening connection shows in pg_stat_activity (operators, and tests that cut it).
 APPLICATION_NAME = "crewql-bus"
 RESYNC_MARGIN_SECONDS = 5.0
@@ -99,7 +103,7 @@ class PostgresEventBus(LocalFanout):
         self._loader: EventLoader | None = None
         self._notices: asyncio.Queue[list[BusEvent]] = asyncio.Queue()
         self._hydrator: asyncio.Task[None] | None = None
-        self._heard_at = utcnow()  # when the listening connection last proved alive
+        self._heard = time.monotonic()  # when the listening connection last proved alive
         self.reconnects = 0
         # The listening connection also pings and announces: one statement at a time on it.
         self._statement = asyncio.Lock()
@@ -152,7 +156,7 @@ class PostgresEventBus(LocalFanout):
             if self._presence:
                 await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
             self._listening.set()
-            self._heard_at = utcnow()
+            self._heard = time.monotonic()
             if not first:
                 self.reconnects += 1
                 logger.warning("event bus: listening again; subscribers catch up from the table")
@@ -163,24 +167,26 @@ class PostgresEventBus(LocalFanout):
             self._listening.clear()
             # Notifications may have stopped any time after the connection last proved alive,
             # and an event is stamped before its transaction commits: resync from before both.
-            self._lost_at = self._heard_at - timedelta(seconds=RESYNC_MARGIN_SECONDS)
+            silent = time.monotonic() - self._heard + RESYNC_MARGIN_SECONDS
+            self._lost_at = utcnow() - timedelta(seconds=silent)
             logger.warning("event bus: listening connection lost; reconnecting")
             self.resync_all(self._lost_at)
             with contextlib.suppress(Exception):
                 await connection.close(timeout=1)
 
     async def _wait_lost(self, connection: asyncpg.Connection, lost: asyncio.Event) -> None:
-        """Returns when the connection is gone; a periodic ping notices silent drops."""
+        """Returns when the connection is gone; a ping after a silence notices silent drops."""
         while not lost.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), timeout=5)
-            if lost.is_set():
-                return
+            quiet = time.monotonic() - self._heard
+            if quiet < PING_AFTER_SECONDS:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), timeout=PING_AFTER_SECONDS - quiet)
+                continue
             try:
-                asked = utcnow()
+                asked = time.monotonic()
                 async with self._statement:
                     await asyncio.wait_for(connection.execute("SELECT 1"), timeout=5)
-                self._heard_at = asked
+                self._heard = max(self._heard, asked)
             except Exception:
                 return
 
@@ -188,6 +194,13 @@ class PostgresEventBus(LocalFanout):
         """Tells every announcing process (this one too) that `name` is alive and whether it
         takes work. Best effort: without the listening connection it is skipped, and peers
         forget a name they have not heard from for PRESENCE_TTL_SECONDS."""
+        await self._presence_notice(f"{int(available)}{name}")
+
+    async def depart(self, name: str) -> None:
+        """Tells the announcing processes that `name` is leaving: they forget it at once."""
+        await self._presence_notice(f"-{name}")
+
+    async def _presence_notice(self, payload: str) -> None:
         connection = self._connection
         if connection is None or not self._listening.is_set():
             self._presence = True  # listened to from the next connection on
@@ -197,9 +210,7 @@ class PostgresEventBus(LocalFanout):
                 self._presence = True
                 await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
             await asyncio.wait_for(
-                connection.execute(
-                    "SELECT pg_notify($1, $2)", PRESENCE_CHANNEL, f"{int(available)}{name}"
-                ),
+                connection.execute("SELECT pg_notify($1, $2)", PRESENCE_CHANNEL, payload),
                 timeout=5,
             )
 
@@ -211,8 +222,13 @@ class PostgresEventBus(LocalFanout):
         return {name: available for name, (_, available) in self._peers.items()}
 
     def _on_presence(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        if payload[:1] in ("0", "1") and len(payload) > 1:
-            self._peers[payload[1:]] = (time.monotonic(), payload[0] == "1")
+        self._heard = now = time.monotonic()
+        if len(payload) < 2:
+            return
+        if payload[0] == "-":
+            self._peers.pop(payload[1:], None)
+        elif payload[0] in ("0", "1"):
+            self._peers[payload[1:]] = (now, payload[0] == "1")
 
     def attach_loader(self, loader: EventLoader) -> None:
         """How to read events from the table: with it, each notice is read once per process and
@@ -220,6 +236,7 @@ class PostgresEventBus(LocalFanout):
         self._loader = loader
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._heard = time.monotonic()
         try:
             events = decode(payload)
         except (ValueError, KeyError, TypeError):

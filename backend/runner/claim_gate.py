@@ -34,8 +34,10 @@ from backend.schemas import EventType
 # Longer than a claim's transaction and its notice take to reach the others, so the next runner
 # usually hears the execution is taken before its turn comes.
 STAGGER_SECONDS = 0.05
-# Even with nothing heard queued, a runner claims at least this many polls apart: a safety net for
-# work queued without a notice it heard (e.g. before it listened).
+# Even with nothing heard queued, the runners claim about this many polls apart between them: a
+# safety net for work queued without a notice they heard (e.g. before they listened). Each runner's
+# own interval is this times the runners available, so it is one claim per interval for the
+# cluster, however many workers there are (each such claim costs a small write's CPU).
 POLLS_PER_SAFETY_CLAIM = 10
 MAX_TRACKED = 10_000
 
@@ -105,5 +107,8 @@ class ClaimGate:
 
     def worth_claiming(self) -> bool:
         """On a freed slot or a poll: only if something is (or may be) waiting."""
-        overdue = time.monotonic() - self._last_claim >= self._safety_seconds
-        return bool(self._queued) or self._backlog or overdue
+        if self._queued or self._backlog:
+            return True
+        peers = self._peers() or {}
+        runners = max(1, sum(1 for available in peers.values() if available))
+        return time.monotonic() - self._last_claim >= self._safety_seconds * runners

@@ -22,14 +22,13 @@ from backend.observability.tracing import ExecutionTrace
 from backend.runner.agent.usage import Budget
 from backend.runner.claim_gate import ClaimGate
 from backend.runner.engine import AwaitingInput, Cancelled, Job, SequentialEngine, TaskFailed
+from backend.runner.presence import Presence
 from backend.runner.reporter import CancelState, ExecutionReporter
 from backend.runner.resilience import LeaseClock, level_of, persist
 from backend.runner.worker_ids import make_worker_id, stopped_local_worker
 from backend.schemas import EventType
 from backend.services.execution_input import HumanInput
 from backend.services.execution_lifecycle import ExecutionGone, ExecutionLifecycle, RunHandle
-
-PRESENCE_SECONDS = 2.0  # how often a runner tells the others it is alive (scaled mode)
 
 
 @dataclass
@@ -66,7 +65,7 @@ class Runner:
         )
         # Other runners share the bus (scaled mode): claim in turns (runner/claim_gate.py).
         self._shared = service.bus.peers() is not None
-        self._presence_changed = asyncio.Event()
+        self.presence = Presence(service.bus, self.worker_id, self._available)
         self._stopping = False
         self._background: list[asyncio.Task[None]] = []
         self.clock = LeaseClock(settings.lease_seconds)
@@ -116,6 +115,9 @@ class Runner:
     def active(self) -> int:
         return len(self._running)
 
+    def _available(self) -> bool:
+        return not self._stopping and self.active < self.settings.runner_concurrency
+
     async def start(self) -> None:
         """Recovers what an earlier process left running, then claims work in the background.
 
@@ -127,7 +129,7 @@ class Runner:
         except Exception as exc:
             logger.log(level_of(exc), "runner could not check for crashed executions yet: {}", exc)
         metrics.runner_slots(capacity=self.settings.runner_concurrency)
-        await self._announce()
+        await self.presence.announce()
         self._background = [
             asyncio.create_task(self._claim_loop(), name="runner-claim"),
             asyncio.create_task(self._heartbeat_loop(), name="runner-heartbeat"),
@@ -136,7 +138,7 @@ class Runner:
         ]
         if self._shared:
             self._background.append(
-                asyncio.create_task(self._presence_loop(), name="runner-presence")
+                asyncio.create_task(self.presence.run(), name="runner-presence")
             )
         logger.info(
             "runner {} started: up to {} executions at once",
@@ -155,7 +157,7 @@ class Runner:
         for task in stopped:
             task.cancel()
         await asyncio.gather(*stopped, return_exceptions=True)
-        await self._announce()  # not available any more: the others stop waiting for its turn
+        await self.presence.depart()  # the others stop giving it turns and reaping falls to another
         grace = self.settings.shutdown_grace_seconds
         if self._running:
             logger.info("waiting up to {}s for {} execution(s)", grace, len(self._running))
@@ -266,24 +268,11 @@ class Runner:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def _announce(self) -> None:
-        available = not self._stopping and self.active < self.settings.runner_concurrency
-        try:
-            await self.service.bus.announce(self.worker_id, available)
-        except Exception as exc:  # best effort: the others then wait a turn longer for it
-            logger.log(level_of(exc), "announcing this runner failed: {}", exc)
-
-    async def _presence_loop(self) -> None:
-        """Tells the other runners it is alive, and at once when it fills up or frees a slot."""
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._presence_changed.wait(), timeout=PRESENCE_SECONDS)
-            self._presence_changed.clear()
-            await self._announce()
-
     async def _reaper_loop(self) -> None:
         while not self._stopping:
             await asyncio.sleep(self.settings.reaper_interval_seconds)
+            if not self.presence.reaps_here():
+                continue
             try:
                 await self.reap()
             except Exception as exc:
@@ -310,7 +299,7 @@ class Runner:
             task = asyncio.create_task(self._execute(run, cancel), name=f"execution-{run.id}")
         self._running[run.id] = _Running(run, task, cancel)
         if self.active == self.settings.runner_concurrency:
-            self._presence_changed.set()
+            self.presence.changed()
         metrics.runner_slots(busy=1)
         task.add_done_callback(lambda _: metrics.runner_slots(busy=-1))
         if run.id in self._early_cancels:
@@ -394,5 +383,5 @@ class Runner:
             if running is not None and running.force_timer is not None:
                 running.force_timer.cancel()
             if self.active == self.settings.runner_concurrency - 1:
-                self._presence_changed.set()
+                self.presence.changed()
             self._wakeup.set()  # a slot freed: claims if something may be waiting

@@ -32,6 +32,12 @@ def make_worker_id() -> str:
     return f"{pid_space()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+def pid_space_of(worker_id: str) -> str:
+    """The pid space a worker id names (the id itself if it is not one of ours)."""
+    parts = worker_id.rsplit(":", 2)
+    return parts[0] if len(parts) == 3 else worker_id
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -39,7 +45,12 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie (exited, its parent has not collected it yet) still answers signal 0.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc here, or it just went: the next look tells
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def stopped_local_worker(own_worker_id: str) -> Callable[[str | None], bool]:
@@ -51,7 +62,7 @@ def stopped_local_worker(own_worker_id: str) -> Callable[[str | None], bool]:
         if worker_id is None:
             return True
         parts = worker_id.rsplit(":", 2)
-        if len(parts) != 3 or parts[0] != host or worker_id == own_worker_id:
+        if len(parts) != 3 or pid_space_of(worker_id) != host or worker_id == own_worker_id:
             return False
         try:
             worker_pid = int(parts[1])

@@ -44,13 +44,13 @@ class Worker:
     empty: int = 0
 
 
-async def start_worker(settings: Settings, number: int) -> Worker:
+async def start_worker(settings: Settings, number: int, host: str | None = None) -> Worker:
+    """A runner of its own pid space (`elsewhere-N`), or of `host`'s with pid 1 (alive)."""
     engine = create_engine(settings)
     services = build_services(engine, settings)
     models = ModelFactory(settings)
-    runner = build_runner(
-        services, models, settings, worker_id=f"elsewhere-{number}:1:test{number}"
-    )
+    worker_id = f"{host or f'elsewhere-{number}'}:1:test{number}"
+    runner = build_runner(services, models, settings, worker_id=worker_id)
     worker = Worker(runner, services, models, engine)
     claim = services.lifecycle.claim
 

@@ -93,6 +93,20 @@ async def test_nothing_heard_queued_means_no_claim_until_the_safety_poll() -> No
     assert gate.worth_claiming()
 
 
+async def test_the_safety_claim_is_shared_between_the_available_runners() -> None:
+    peers = dict.fromkeys(NAMES, True)  # every runner available: each claims that many times less
+    gate = ClaimGate(NAMES[0], 0.03, lambda: peers, lambda: None)  # alone: every 0.3 s
+    gate.claimed([], 2)
+    await asyncio.sleep(0.35)  # one runner's interval; with three, 0.9 s
+    assert not gate.worth_claiming()
+    await asyncio.sleep(0.6)
+    assert gate.worth_claiming()
+    gate.claimed([], 2)
+    peers.update(dict.fromkeys(NAMES[1:], False))  # the others are full: this one alone again
+    await asyncio.sleep(0.35)
+    assert gate.worth_claiming()
+
+
 async def test_alone_on_the_bus_every_queued_notice_wakes_the_runner_as_before() -> None:
     gates = Gates(None)
     gates.hear(uuid.uuid4(), QUEUED)
