@@ -41,7 +41,11 @@ from backend.services.tool_service import ToolService
 from backend.services.usage_service import UsageService
 
 
-def build_services(engine: AsyncEngine, settings: Settings) -> Services:
+def build_services(
+    engine: AsyncEngine, settings: Settings, *, serves_subscribers: bool = True
+) -> Services:
+    """`serves_subscribers`: False for `crewql worker`, whose bus then hears status changes
+    only (what a runner acts on), not every step of every execution."""
     writes = create_sessionmaker(engine)
     # On SQLite a read transaction must not take the write lock (see db/engine.py).
     reads = create_sessionmaker(engine.execution_options(sqlite_begin="DEFERRED"))
@@ -78,7 +82,7 @@ def build_services(engine: AsyncEngine, settings: Settings) -> Services:
     )
     mcp_servers = McpServerService(write_uow, read_uow, secrets, settings.mcp_stdio_servers)
     tools = ToolService(write_uow, read_uow, mcp_servers, lister)
-    bus = build_bus(settings)
+    bus = build_bus(settings, progress=serves_subscribers)
     crews = CrewService(write_uow, crew_read_uow, statement_uow, tools=tools)
     executions = ExecutionService(
         write_uow, read_uow, crews, bus, check_llms=LlmCheck(settings), tools=tools

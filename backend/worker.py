@@ -26,7 +26,7 @@ async def run_worker(settings: Settings) -> None:
     tracing.configure(settings.tracing, "worker", settings.trace_content)
     engine = create_engine(settings)
     tracing.instrument_engine(engine)
-    services = build_services(engine, settings)
+    services = build_services(engine, settings, serves_subscribers=False)
     models = ModelFactory(settings)
     runner = build_runner(services, models, settings)
     stop = asyncio.Event()

@@ -8,7 +8,10 @@ from backend.events.memory import InMemoryEventBus
 from backend.events.postgres import PostgresEventBus
 
 
-def build_bus(settings: Settings) -> EventBus:
+def build_bus(settings: Settings, *, progress: bool = True) -> EventBus:
+    """`progress`: whether this process hears events that change no status (see postgres.py)."""
     if settings.mode == "scaled":
-        return PostgresEventBus(settings.database_url, settings.subscriber_buffer)
+        return PostgresEventBus(
+            settings.database_url, settings.subscriber_buffer, progress=progress
+        )
     return InMemoryEventBus(settings.subscriber_buffer)

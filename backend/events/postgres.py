@@ -7,7 +7,14 @@ subscribers read the events themselves from the table. When the listening connec
 the bus reconnects with backoff and tells every local subscriber to catch up from the table:
 events are delayed, never lost.
 
-Workers also announce themselves on a second channel (presence): who is alive and has free
+Status changes go out on one channel and the rest of an execution's events (task steps, output,
+model requests, tool calls: most of them) on another. API replicas listen to both, on one
+connection, so PostgreSQL hands them every notification in commit order; workers need only the
+status changes (new work, cancellations, what was taken) and listen to that channel alone, so an
+execution's steps cost no worker anything. A process of an earlier version, listening to the
+status channel alone, still streams every event: a subscriber that sees a gap reads the table.
+
+Workers also announce themselves on a third channel (presence): who is alive and has free
 slots, so that a queued execution wakes one of them instead of all (runner/claim_gate.py). Only a
 process that announces listens to it; API replicas never hear it.
 """
@@ -28,7 +35,7 @@ import asyncpg
 from loguru import logger
 from sqlalchemy.engine import make_url
 
-from backend.events.bus import BusEvent
+from backend.events.bus import STATUS_EVENTS, BusEvent
 from backend.events.fanout import LocalFanout
 from backend.repositories.unit_of_work import UnitOfWork
 from backend.schemas import EventType, ExecutionEventResponse, ExecutionStatus
@@ -36,7 +43,8 @@ from backend.utils.time import utcnow
 
 EventLoader = Callable[[uuid.UUID, uuid.UUID, int, int], Awaitable[list[ExecutionEventResponse]]]
 
-CHANNEL = "crewql_events"
+CHANNEL = "crewql_events"  # status changes
+PROGRESS_CHANNEL = "crewql_progress"  # every other event
 PRESENCE_CHANNEL = "crewql_workers"
 # A peer not heard from for this long is taken for gone (it announces itself every 5 s, and says
 # when it leaves; this only matters for one that died without a word).
@@ -81,6 +89,28 @@ def decode(payload: str) -> list[BusEvent]:
     ]
 
 
+def notices(events: list[BusEvent]) -> list[tuple[str, str]]:
+    """The (channel, payload) notifications for events in seq order: each run of status changes
+    on CHANNEL, each run of the rest on PROGRESS_CHANNEL, in order; chunks of at most 50 keep
+    each payload far below PostgreSQL's 8000-byte limit."""
+    out: list[tuple[str, str]] = []
+    run: list[BusEvent] = []
+    for event in events:
+        if run and (
+            len(run) == 50 or (event.type in STATUS_EVENTS) != (run[0].type in STATUS_EVENTS)
+        ):
+            out.append((_channel_of(run[0]), encode(run)))
+            run = []
+        run.append(event)
+    if run:
+        out.append((_channel_of(run[0]), encode(run)))
+    return out
+
+
+def _channel_of(event: BusEvent) -> str:
+    return CHANNEL if event.type in STATUS_EVENTS else PROGRESS_CHANNEL
+
+
 def asyncpg_dsn(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -91,9 +121,13 @@ class PostgresEventBus(LocalFanout):
         database_url: str,
         buffer_size: int,
         *,
+        progress: bool = True,
         reconnect_max_seconds: float = 10.0,
     ) -> None:
+        """`progress`: also hear the events that do not change a status (a process serving
+        subscribers does; a worker does not)."""
         super().__init__(buffer_size)
+        self._channels = (CHANNEL, PROGRESS_CHANNEL) if progress else (CHANNEL,)
         self._dsn = asyncpg_dsn(database_url)
         self._reconnect_max = reconnect_max_seconds
         self._task: asyncio.Task[None] | None = None
@@ -111,9 +145,7 @@ class PostgresEventBus(LocalFanout):
         self._peers: dict[str, tuple[float, bool]] = {}  # name -> (heard at, available)
 
     async def stage(self, uow: UnitOfWork, events: list[BusEvent]) -> None:
-        # Chunks keep each payload far below PostgreSQL's 8000-byte limit.
-        for start in range(0, len(events), 50):
-            await uow.executions.notify(CHANNEL, encode(events[start : start + 50]))
+        await uow.executions.notify(notices(events))
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="event-bus-listener")
@@ -152,7 +184,8 @@ class PostgresEventBus(LocalFanout):
                 continue
             self._connection = connection
             connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
-            await connection.add_listener(CHANNEL, self._on_notification)
+            for channel in self._channels:
+                await connection.add_listener(channel, self._on_notification)
             if self._presence:
                 await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
             self._listening.set()

@@ -168,12 +168,16 @@ class ExecutionRepository(BaseRepository[Execution]):
 
     # ------------------------------------------------------------ events
 
-    async def notify(self, channel: str, payload: str) -> None:
-        """PostgreSQL NOTIFY in this transaction: delivered to listeners when it commits."""
-        await self.session.execute(
-            select(func.pg_notify(bindparam("channel"), bindparam("payload"))),
-            {"channel": channel, "payload": payload},
-        )
+    async def notify(self, notices: Sequence[tuple[str, str]]) -> None:
+        """PostgreSQL NOTIFY of each (channel, payload) in this transaction, in this order (one
+        statement: its columns are evaluated left to right); delivered when it commits."""
+        columns = [
+            func.pg_notify(bindparam(f"c{n}"), bindparam(f"p{n}")) for n in range(len(notices))
+        ]
+        values = {}
+        for n, (channel, payload) in enumerate(notices):
+            values[f"c{n}"], values[f"p{n}"] = channel, payload
+        await self.session.execute(select(*columns), values)
 
     async def status_events_since(
         self, workspace_id: uuid.UUID, since: datetime, types: Sequence[str]

@@ -47,7 +47,7 @@ class Worker:
 async def start_worker(settings: Settings, number: int, host: str | None = None) -> Worker:
     """A runner of its own pid space (`elsewhere-N`), or of `host`'s with pid 1 (alive)."""
     engine = create_engine(settings)
-    services = build_services(engine, settings)
+    services = build_services(engine, settings, serves_subscribers=False)
     models = ModelFactory(settings)
     worker_id = f"{host or f'elsewhere-{number}'}:1:test{number}"
     runner = build_runner(services, models, settings, worker_id=worker_id)

@@ -121,7 +121,7 @@ TOKEN = re.compile(r"`([^`\n]+)`")
 NAME = re.compile(r"@?((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*)(\(.*\))?")
 FILE = re.compile(r"[\w.*/-]+(\.py|/)")
 # What the page names that is not ours or not in a checkout: Pydantic's and aiosqlite's methods,
-# PostgreSQL's connection setting and our NOTIFY channel, the graphql-ws message type, HTTP
+# PostgreSQL's connection setting and our NOTIFY channels, the graphql-ws message type, HTTP
 # headers, and the log folder (made at run time).
 EXTERNAL = frozenset(
     {
@@ -129,6 +129,7 @@ EXTERNAL = frozenset(
         "execute_fetchall",
         "application_name",
         "crewql_events",
+        "crewql_progress",
         "connection_init",
         "Accept",
         "Authorization",
