@@ -95,20 +95,17 @@ def notices(events: list[BusEvent]) -> list[tuple[str, str]]:
     each payload far below PostgreSQL's 8000-byte limit."""
     out: list[tuple[str, str]] = []
     run: list[BusEvent] = []
+    channel = CHANNEL
     for event in events:
-        if run and (
-            len(run) == 50 or (event.type in STATUS_EVENTS) != (run[0].type in STATUS_EVENTS)
-        ):
-            out.append((_channel_of(run[0]), encode(run)))
+        kind = CHANNEL if event.type in STATUS_EVENTS else PROGRESS_CHANNEL
+        if run and (len(run) == 50 or kind != channel):
+            out.append((channel, encode(run)))
             run = []
         run.append(event)
+        channel = kind
     if run:
-        out.append((_channel_of(run[0]), encode(run)))
+        out.append((channel, encode(run)))
     return out
-
-
-def _channel_of(event: BusEvent) -> str:
-    return CHANNEL if event.type in STATUS_EVENTS else PROGRESS_CHANNEL
 
 
 def asyncpg_dsn(database_url: str) -> str:

@@ -171,6 +171,8 @@ class ExecutionRepository(BaseRepository[Execution]):
     async def notify(self, notices: Sequence[tuple[str, str]]) -> None:
         """PostgreSQL NOTIFY of each (channel, payload) in this transaction, in this order (one
         statement: its columns are evaluated left to right); delivered when it commits."""
+        if not notices:
+            return
         columns = [
             func.pg_notify(bindparam(f"c{n}"), bindparam(f"p{n}")) for n in range(len(notices))
         ]
