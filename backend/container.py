@@ -44,8 +44,9 @@ from backend.services.usage_service import UsageService
 def build_services(
     engine: AsyncEngine, settings: Settings, *, serves_subscribers: bool = True
 ) -> Services:
-    """`serves_subscribers`: False for `crewql worker`, whose bus then hears status changes
-    only (what a runner acts on), not every step of every execution."""
+    """`serves_subscribers`: False for `crewql worker`, whose bus then hears only the status
+    changes a runner acts on (new work, work taken, cancellations), not every step of every
+    execution nor how each ended."""
     writes = create_sessionmaker(engine)
     # On SQLite a read transaction must not take the write lock (see db/engine.py).
     reads = create_sessionmaker(engine.execution_options(sqlite_begin="DEFERRED"))

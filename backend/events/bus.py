@@ -36,6 +36,18 @@ STATUS_EVENTS = frozenset(
         EventType.EXECUTION_CRASHED,
     }
 )
+# The status changes a worker acts on: new work, work taken or withdrawn before it ran, and
+# cancellation requests. How a run that some worker took ends (completed, failed, crashed, waiting
+# for input) changes nothing another worker does; in scaled mode it is not sent to workers at all,
+# so an execution wakes each of them twice (queued, taken) whatever its length.
+QUEUE_EVENTS = frozenset(
+    {
+        EventType.EXECUTION_QUEUED,
+        EventType.EXECUTION_STARTED,
+        EventType.EXECUTION_CANCELLING,
+        EventType.EXECUTION_CANCELLED,
+    }
+)
 
 
 @dataclass(frozen=True)

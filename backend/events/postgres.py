@@ -7,12 +7,13 @@ subscribers read the events themselves from the table. When the listening connec
 the bus reconnects with backoff and tells every local subscriber to catch up from the table:
 events are delayed, never lost.
 
-Status changes go out on one channel and the rest of an execution's events (task steps, output,
-model requests, tool calls: most of them) on another. API replicas listen to both, on one
-connection, so PostgreSQL hands them every notification in commit order; workers need only the
-status changes (new work, cancellations, what was taken) and listen to that channel alone, so an
-execution's steps cost no worker anything. A process of an earlier version, listening to the
-status channel alone, still streams every event: a subscriber that sees a gap reads the table.
+The status changes workers act on (new work, work taken or withdrawn before it ran, cancellation
+requests: `QUEUE_EVENTS`) go out on one channel, and the rest of an execution's events (task
+steps, output, model requests, tool calls, how its run ended: most of them) on another. API
+replicas listen to both, on one connection, so PostgreSQL hands them every notification in commit
+order; workers listen to the first alone, so an execution wakes each worker twice (queued, then
+taken) however long it is. A process of an earlier version, listening to the first channel
+alone, still streams every event: a subscriber that sees a gap reads the table.
 
 Workers also announce themselves on a third channel (presence): who is alive and has free
 slots, so that a queued execution wakes one of them instead of all (runner/claim_gate.py). Only a
@@ -35,7 +36,7 @@ import asyncpg
 from loguru import logger
 from sqlalchemy.engine import make_url
 
-from backend.events.bus import STATUS_EVENTS, BusEvent
+from backend.events.bus import QUEUE_EVENTS, BusEvent
 from backend.events.fanout import LocalFanout
 from backend.repositories.unit_of_work import UnitOfWork
 from backend.schemas import EventType, ExecutionEventResponse, ExecutionStatus
@@ -43,12 +44,12 @@ from backend.utils.time import utcnow
 
 EventLoader = Callable[[uuid.UUID, uuid.UUID, int, int], Awaitable[list[ExecutionEventResponse]]]
 
-CHANNEL = "crewql_events"  # status changes
+CHANNEL = "crewql_events"  # QUEUE_EVENTS: what workers act on
 PROGRESS_CHANNEL = "crewql_progress"  # every other event
 PRESENCE_CHANNEL = "crewql_workers"
-# A peer not heard from for this long is taken for gone (it announces itself every 5 s, and says
+# A peer not heard from for this long is taken for gone (it announces itself every 10 s, and says
 # when it leaves; this only matters for one that died without a word).
-PRESENCE_TTL_SECONDS = 12.0
+PRESENCE_TTL_SECONDS = 25.0
 # The listening connection is pinged only after this long without a notification: anything heard
 # proves it alive, so a busy bus is never pinged (each ping is a round trip and a wake-up).
 PING_AFTER_SECONDS = 5.0
@@ -90,14 +91,14 @@ def decode(payload: str) -> list[BusEvent]:
 
 
 def notices(events: list[BusEvent]) -> list[tuple[str, str]]:
-    """The (channel, payload) notifications for events in seq order: each run of status changes
-    on CHANNEL, each run of the rest on PROGRESS_CHANNEL, in order; chunks of at most 50 keep
-    each payload far below PostgreSQL's 8000-byte limit."""
+    """The (channel, payload) notifications for events in seq order: each run of QUEUE_EVENTS on
+    CHANNEL, each run of the rest on PROGRESS_CHANNEL, in order; chunks of at most 50 keep each
+    payload far below PostgreSQL's 8000-byte limit."""
     out: list[tuple[str, str]] = []
     run: list[BusEvent] = []
     channel = CHANNEL
     for event in events:
-        kind = CHANNEL if event.type in STATUS_EVENTS else PROGRESS_CHANNEL
+        kind = CHANNEL if event.type in QUEUE_EVENTS else PROGRESS_CHANNEL
         if run and (len(run) == 50 or kind != channel):
             out.append((channel, encode(run)))
             run = []
@@ -121,8 +122,8 @@ class PostgresEventBus(LocalFanout):
         progress: bool = True,
         reconnect_max_seconds: float = 10.0,
     ) -> None:
-        """`progress`: also hear the events that do not change a status (a process serving
-        subscribers does; a worker does not)."""
+        """`progress`: also hear the events no worker acts on (a process serving subscribers
+        does; a worker does not)."""
         super().__init__(buffer_size)
         self._channels = (CHANNEL, PROGRESS_CHANNEL) if progress else (CHANNEL,)
         self._dsn = asyncpg_dsn(database_url)

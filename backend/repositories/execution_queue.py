@@ -58,8 +58,10 @@ class ExecutionQueueRepository:
                 Execution.api_key_id.is_(None) | (running < per_key_cap),
             )
             .order_by(Execution.id)
-            # Some candidates may be left over for their key's cap; look a little further.
-            .limit(limit * 2)
+            # No further than it can take: a row locked here is skipped by every concurrent
+            # claim, and one left over at the end would then wait for somebody's next poll (it
+            # did, in tests). A row left over for its key's cap is one nobody could take anyway.
+            .limit(limit)
             .with_for_update(skip_locked=True, of=Execution)
         )
         result = await self.session.execute(candidates_stmt)

@@ -18,7 +18,9 @@ from backend.events.bus import EventBus
 from backend.runner.resilience import level_of
 from backend.runner.worker_ids import pid_space_of, stopped_local_worker
 
-PRESENCE_SECONDS = 5.0  # how often a runner tells the others it is alive
+# How often a runner tells the others it is alive. Each announcement wakes every worker and its
+# PostgreSQL backend; a runner that dies without a word is forgotten after the bus's TTL (25 s).
+PRESENCE_SECONDS = 10.0
 
 
 class Presence:

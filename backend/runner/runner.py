@@ -59,6 +59,7 @@ class Runner:
         self._running: dict[uuid.UUID, _Running] = {}
         self._early_cancels: dict[uuid.UUID, bool] = {}
         self._wakeup = asyncio.Event()
+        self._has_work = asyncio.Event()  # set when an execution starts (the heartbeats' cue)
         self._claim_now = True  # the first pass claims; then wake() asks for a claim
         self.gate = ClaimGate(
             self.worker_id, settings.runner_poll_interval_seconds, service.bus.peers, self.wake
@@ -192,6 +193,8 @@ class Runner:
                 try:
                     claimed = await self.service.claim(self.worker_id, free)
                     self.gate.claimed([run.id for run in claimed], free)
+                    if claimed:
+                        self.clock.renewed()  # a claim writes the lease, as a heartbeat does
                     backoff = 0.5
                 except Exception as exc:
                     logger.log(
@@ -210,10 +213,11 @@ class Runner:
                 await asyncio.sleep(0)  # maybe more queued: go again once a slot frees
                 if len(self._running) < self.settings.runner_concurrency:
                     continue
+            idle = self.settings.runner_poll_interval_seconds
+            if self._shared:
+                idle = self.gate.idle_wait()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wakeup.wait(), timeout=self.settings.runner_poll_interval_seconds
-                )
+                await asyncio.wait_for(self._wakeup.wait(), timeout=idle)
 
     async def reap(self) -> int:
         """Marks CRASHED what stopped runners left, and ends the waits for human input whose
@@ -280,6 +284,10 @@ class Runner:
 
     async def _heartbeat_loop(self) -> None:
         while True:  # until stop() cancels it, after the last execution ended
+            if not self._running:
+                # Nothing to renew: sleep until an execution starts, not a wake-up an interval.
+                self._has_work.clear()
+                await self._has_work.wait()
             await asyncio.sleep(self.settings.heartbeat_interval_seconds)
             if not self._running:
                 continue
@@ -298,6 +306,7 @@ class Runner:
         with logger.contextualize(execution_id=str(run.id), worker_id=self.worker_id):
             task = asyncio.create_task(self._execute(run, cancel), name=f"execution-{run.id}")
         self._running[run.id] = _Running(run, task, cancel)
+        self._has_work.set()
         if self.active == self.settings.runner_concurrency:
             self.presence.changed()
         metrics.runner_slots(busy=1)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
+
+import pytest
 
 from backend.runner.claim_gate import STAGGER_SECONDS, ClaimGate, turn
 from backend.schemas import EventType
@@ -48,6 +51,44 @@ async def test_a_queued_execution_wakes_one_runner_and_the_next_only_if_nobody_t
     gates.hear(left, QUEUED)  # and nobody claims it: every runner's turn comes, in order
     await asyncio.sleep(STAGGER_SECONDS * len(NAMES) + 0.05)
     assert gates.woken == dict.fromkeys(NAMES, 1)
+
+
+async def test_a_taken_execution_leaves_no_timer_to_wake_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The others' turns are cancelled when they hear it was taken: a cancelled timer never
+    wakes the event loop, so an execution costs a runner that did not take it no wake-up
+    beyond its two notices."""
+    loop = asyncio.get_running_loop()
+    timers: list[asyncio.TimerHandle] = []
+    schedule = loop.call_later
+
+    def recorded(*args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        timers.append(schedule(*args, **kwargs))
+        return timers[-1]
+
+    monkeypatch.setattr(loop, "call_later", recorded)
+    gates = Gates(dict.fromkeys(NAMES, True))
+    taken, withdrawn = uuid.uuid4(), uuid.uuid4()
+    gates.hear(taken, QUEUED)
+    gates.hear(withdrawn, QUEUED)
+    assert len(timers) == 2 * (len(NAMES) - 1)  # every runner but the first, for each
+    gates.hear(taken, STARTED)
+    gates.hear(withdrawn, EventType.EXECUTION_CANCELLED)
+    assert all(timer.cancelled() for timer in timers)
+    queued_again = uuid.uuid4()
+    gates.hear(queued_again, QUEUED)
+    gates.hear(queued_again, QUEUED)  # resumed: the earlier turn gives way to the new one
+    assert sum(not timer.cancelled() for timer in timers) == len(NAMES) - 1
+
+
+async def test_an_idle_runner_sleeps_until_its_safety_claim_not_a_poll() -> None:
+    gate = ClaimGate(NAMES[0], 1.0, lambda: dict.fromkeys(NAMES, True), lambda: None)
+    assert gate.idle_wait() == 1.0  # at start: what is queued is unknown, poll
+    gate.claimed([], 2)
+    assert 9.0 < gate.idle_wait() <= 10.0  # due in 30 s (three runners): one interval at most
+    gate.heard(uuid.uuid4(), QUEUED, room=False)  # waiting, and no slot here: poll for it
+    assert gate.idle_wait() == 1.0
 
 
 async def test_the_order_is_the_same_in_every_process_and_spreads_the_work() -> None:
