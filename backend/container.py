@@ -44,9 +44,8 @@ from backend.services.usage_service import UsageService
 def build_services(
     engine: AsyncEngine, settings: Settings, *, serves_subscribers: bool = True
 ) -> Services:
-    """`serves_subscribers`: False for `crewql worker`, whose bus then hears only the status
-    changes a runner acts on (new work, work taken, cancellations), not every step of every
-    execution nor how each ended."""
+    """`serves_subscribers`: False for `crewql worker`, whose bus then hears only what its
+    runner acts on (its turns to claim, cancellation requests), not every event."""
     writes = create_sessionmaker(engine)
     # On SQLite a read transaction must not take the write lock (see db/engine.py).
     reads = create_sessionmaker(engine.execution_options(sqlite_begin="DEFERRED"))
@@ -83,7 +82,7 @@ def build_services(
     )
     mcp_servers = McpServerService(write_uow, read_uow, secrets, settings.mcp_stdio_servers)
     tools = ToolService(write_uow, read_uow, mcp_servers, lister)
-    bus = build_bus(settings, progress=serves_subscribers)
+    bus = build_bus(settings, hears_events=serves_subscribers)
     crews = CrewService(write_uow, crew_read_uow, statement_uow, tools=tools)
     executions = ExecutionService(
         write_uow, read_uow, crews, bus, check_llms=LlmCheck(settings), tools=tools

@@ -36,18 +36,6 @@ STATUS_EVENTS = frozenset(
         EventType.EXECUTION_CRASHED,
     }
 )
-# The status changes a worker acts on: new work, work taken or withdrawn before it ran, and
-# cancellation requests. How a run that some worker took ends (completed, failed, crashed, waiting
-# for input) changes nothing another worker does; in scaled mode it is not sent to workers at all,
-# so an execution wakes each of them twice (queued, taken) whatever its length.
-QUEUE_EVENTS = frozenset(
-    {
-        EventType.EXECUTION_QUEUED,
-        EventType.EXECUTION_STARTED,
-        EventType.EXECUTION_CANCELLING,
-        EventType.EXECUTION_CANCELLED,
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -256,6 +244,11 @@ class EventBus(Protocol):
 
     async def depart(self, name: str) -> None:
         """Tells the processes sharing this bus that runner `name` is leaving (best effort)."""
+        ...
+
+    def on_turn(self, callback: Callable[[uuid.UUID], None]) -> None:
+        """Registers this process's runner: `callback(execution_id)` when it may claim that
+        queued execution now (every one in embedded mode; its turns in scaled mode)."""
         ...
 
     def peers(self) -> dict[str, bool] | None:

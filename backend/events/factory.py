@@ -8,10 +8,11 @@ from backend.events.memory import InMemoryEventBus
 from backend.events.postgres import PostgresEventBus
 
 
-def build_bus(settings: Settings, *, progress: bool = True) -> EventBus:
-    """`progress`: whether this process hears events that change no status (see postgres.py)."""
+def build_bus(settings: Settings, *, hears_events: bool = True) -> EventBus:
+    """`hears_events`: whether this process hears every event or only what a worker acts on
+    (see postgres.py)."""
     if settings.mode == "scaled":
         return PostgresEventBus(
-            settings.database_url, settings.subscriber_buffer, progress=progress
+            settings.database_url, settings.subscriber_buffer, hears_events=hears_events
         )
     return InMemoryEventBus(settings.subscriber_buffer)

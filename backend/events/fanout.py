@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 
@@ -30,6 +30,15 @@ class LocalFanout:
         self._by_execution: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._updates: set[UpdateSubscription] = set()
         self._internal: set[UpdateSubscription] = set()
+        self._turn: Callable[[uuid.UUID], None] | None = None
+
+    def on_turn(self, callback: Callable[[uuid.UUID], None]) -> None:
+        """`callback(execution_id)`: this process's runner may claim a queued execution now."""
+        self._turn = callback
+
+    def take_turn(self, execution_id: uuid.UUID) -> None:
+        if self._turn is not None:
+            self._turn(execution_id)
 
     def deliver(self, events: list[BusEvent]) -> None:
         for item in events:

@@ -7,17 +7,13 @@ subscribers read the events themselves from the table. When the listening connec
 the bus reconnects with backoff and tells every local subscriber to catch up from the table:
 events are delayed, never lost.
 
-The status changes workers act on (new work, work taken or withdrawn before it ran, cancellation
-requests: `QUEUE_EVENTS`) go out on one channel, and the rest of an execution's events (task
-steps, output, model requests, tool calls, how its run ended: most of them) on another. API
-replicas listen to both, on one connection, so PostgreSQL hands them every notification in commit
-order; workers listen to the first alone, so an execution wakes each worker twice (queued, then
-taken) however long it is. A process of an earlier version, listening to the first channel
-alone, still streams every event: a subscriber that sees a gap reads the table.
-
-Workers also announce themselves on a third channel (presence): who is alive and has free
-slots, so that a queued execution wakes one of them instead of all (runner/claim_gate.py). Only a
-process that announces listens to it; API replicas never hear it.
+Channels. Cancellation requests go out on `crewql_cancels` and every other event on
+`crewql_events`; API replicas listen to both, on one connection, so PostgreSQL hands them every
+notification in commit order. Workers serve no subscriber: they listen to `crewql_cancels`, to
+their turns to claim (events/turns.py: the process that queues an execution wakes one worker,
+on that worker's own channel) and to presence (`crewql_workers`: who is alive and has free
+slots), which every process hears, since every process may queue executions. So a worker wakes
+for its own work, not for every step of every execution.
 """
 
 from __future__ import annotations
@@ -30,22 +26,25 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
 from loguru import logger
 from sqlalchemy.engine import make_url
 
-from backend.events.bus import QUEUE_EVENTS, BusEvent
+from backend.events.bus import BusEvent
 from backend.events.fanout import LocalFanout
+from backend.events.turns import TURNS_CHANNEL, TurnRouter, turn_channel
 from backend.repositories.unit_of_work import UnitOfWork
 from backend.schemas import EventType, ExecutionEventResponse, ExecutionStatus
 from backend.utils.time import utcnow
 
 EventLoader = Callable[[uuid.UUID, uuid.UUID, int, int], Awaitable[list[ExecutionEventResponse]]]
 
-CHANNEL = "crewql_events"  # QUEUE_EVENTS: what workers act on
-PROGRESS_CHANNEL = "crewql_progress"  # every other event
+CHANNEL = "crewql_events"  # every event but cancellation requests: API replicas
+CANCELS_CHANNEL = "crewql_cancels"  # EXECUTION_CANCELLING: replicas and workers
+TAKEN = frozenset({EventType.EXECUTION_STARTED, EventType.EXECUTION_CANCELLED})
 PRESENCE_CHANNEL = "crewql_workers"
 # A peer not heard from for this long is taken for gone (it announces itself every 10 s, and says
 # when it leaves; this only matters for one that died without a word).
@@ -91,14 +90,14 @@ def decode(payload: str) -> list[BusEvent]:
 
 
 def notices(events: list[BusEvent]) -> list[tuple[str, str]]:
-    """The (channel, payload) notifications for events in seq order: each run of QUEUE_EVENTS on
-    CHANNEL, each run of the rest on PROGRESS_CHANNEL, in order; chunks of at most 50 keep each
-    payload far below PostgreSQL's 8000-byte limit."""
+    """The (channel, payload) notifications for events in seq order: each run of cancellation
+    requests on CANCELS_CHANNEL, each run of the rest on CHANNEL, in order; chunks of at most 50
+    keep each payload far below PostgreSQL's 8000-byte limit."""
     out: list[tuple[str, str]] = []
     run: list[BusEvent] = []
     channel = CHANNEL
     for event in events:
-        kind = CHANNEL if event.type in QUEUE_EVENTS else PROGRESS_CHANNEL
+        kind = CANCELS_CHANNEL if event.type == EventType.EXECUTION_CANCELLING else CHANNEL
         if run and (len(run) == 50 or kind != channel):
             out.append((channel, encode(run)))
             run = []
@@ -119,13 +118,16 @@ class PostgresEventBus(LocalFanout):
         database_url: str,
         buffer_size: int,
         *,
-        progress: bool = True,
+        hears_events: bool = True,
         reconnect_max_seconds: float = 10.0,
     ) -> None:
-        """`progress`: also hear the events no worker acts on (a process serving subscribers
-        does; a worker does not)."""
+        """`hears_events`: listen to every event (a process serving subscribers); without it,
+        only to cancellation requests and this process's runner's turns (a worker)."""
         super().__init__(buffer_size)
-        self._channels = (CHANNEL, PROGRESS_CHANNEL) if progress else (CHANNEL,)
+        self._channels = (CHANNEL, CANCELS_CHANNEL) if hears_events else (CANCELS_CHANNEL,)
+        # Hearing every EXECUTION_STARTED, a replica passes on the turns nobody took.
+        self.turns = TurnRouter(self._turn_notice, follows=hears_events)
+        self._runners: list[str] = []  # whose turns this process listens for
         self._dsn = asyncpg_dsn(database_url)
         self._reconnect_max = reconnect_max_seconds
         self._task: asyncio.Task[None] | None = None
@@ -139,11 +141,17 @@ class PostgresEventBus(LocalFanout):
         self.reconnects = 0
         # The listening connection also pings and announces: one statement at a time on it.
         self._statement = asyncio.Lock()
-        self._presence = False  # listening on PRESENCE_CHANNEL (a process that announced)
         self._peers: dict[str, tuple[float, bool]] = {}  # name -> (heard at, available)
 
     async def stage(self, uow: UnitOfWork, events: list[BusEvent]) -> None:
-        await uow.executions.notify(notices(events))
+        """The events' notifications and, for a queued execution, the first worker's turn."""
+        sent = notices(events)
+        for event in events:
+            if event.type == EventType.EXECUTION_QUEUED:
+                channel, rest = self.turns.first(event.execution_id, self.peers())
+                sent.append((channel, str(event.execution_id)))
+                uow.after_commit(partial(self.turns.follow, event.execution_id, rest))
+        await uow.executions.notify(sent)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen_forever(), name="event-bus-listener")
@@ -184,8 +192,9 @@ class PostgresEventBus(LocalFanout):
             connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
             for channel in self._channels:
                 await connection.add_listener(channel, self._on_notification)
-            if self._presence:
-                await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
+            await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
+            for name in self._runners:
+                await self._listen_for_turns(connection, name)
             self._listening.set()
             self._heard = time.monotonic()
             if not first:
@@ -222,30 +231,52 @@ class PostgresEventBus(LocalFanout):
                 return
 
     async def announce(self, name: str, available: bool) -> None:
-        """Tells every announcing process (this one too) that `name` is alive and whether it
-        takes work. Best effort: without the listening connection it is skipped, and peers
-        forget a name they have not heard from for PRESENCE_TTL_SECONDS."""
+        """Tells every process on the bus (this one too) that `name` is alive and whether it
+        takes work, and listens for its turns from now on. Best effort: without the listening
+        connection it is skipped, and peers forget a name they have not heard from for
+        PRESENCE_TTL_SECONDS."""
         await self._presence_notice(f"{int(available)}{name}")
 
     async def depart(self, name: str) -> None:
-        """Tells the announcing processes that `name` is leaving: they forget it at once."""
+        """Tells the processes on the bus that `name` is leaving: they forget it at once."""
         await self._presence_notice(f"-{name}")
 
     async def _presence_notice(self, payload: str) -> None:
+        name = payload[1:]
+        connection = self._connection
+        if payload[0] != "-" and name not in self._runners:
+            self._runners.append(name)  # its turns, from now on and after each reconnection
+            if connection is not None and self._listening.is_set():
+                async with self._statement:
+                    await self._listen_for_turns(connection, name)
+        await self._turn_notice(PRESENCE_CHANNEL, payload)
+
+    async def _turn_notice(self, channel: str, payload: str) -> None:
+        """A notification outside any transaction, on the listening connection (skipped while
+        it is down: turns and presence are best effort)."""
         connection = self._connection
         if connection is None or not self._listening.is_set():
-            self._presence = True  # listened to from the next connection on
             return
         async with self._statement:
-            if not self._presence:
-                self._presence = True
-                await connection.add_listener(PRESENCE_CHANNEL, self._on_presence)
             await asyncio.wait_for(
-                connection.execute("SELECT pg_notify($1, $2)", PRESENCE_CHANNEL, payload),
-                timeout=5,
+                connection.execute("SELECT pg_notify($1, $2)", channel, payload), timeout=5
             )
 
-    def peers(self) -> dict[str, bool] | None:
+    async def _listen_for_turns(self, connection: asyncpg.Connection, name: str) -> None:
+        await connection.add_listener(turn_channel(name), self._on_turn)
+        if name == self._runners[0]:  # the turns for every worker, once per process
+            await connection.add_listener(TURNS_CHANNEL, self._on_turn)
+
+    def _on_turn(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._heard = time.monotonic()
+        try:
+            execution_id = uuid.UUID(payload)
+        except ValueError:
+            logger.error("event bus: ignoring a malformed turn: {!r}", payload[:200])
+            return
+        self.take_turn(execution_id)
+
+    def peers(self) -> dict[str, bool]:
         """The names heard announcing lately, and whether each takes work."""
         oldest = time.monotonic() - PRESENCE_TTL_SECONDS
         for name in [n for n, (heard, _) in self._peers.items() if heard < oldest]:
@@ -273,6 +304,10 @@ class PostgresEventBus(LocalFanout):
         except (ValueError, KeyError, TypeError):
             logger.error("event bus: ignoring a malformed notification: {!r}", payload[:200])
             return
+        if self.turns.following:
+            for event in events:
+                if event.type in TAKEN:
+                    self.turns.taken(event.execution_id)
         if self._loader is None or not self._wants_content(events):
             self.deliver(events)
             return

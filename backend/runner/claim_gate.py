@@ -1,120 +1,61 @@
 """When a runner's claim loop runs a claim, so that one queued execution costs about one claim
 however many workers there are.
 
-Measured before this existed (4 workers, an execution every 0.5 s): every EXECUTION_QUEUED notice
-woke every worker, each ran a claim transaction, and all but one found nothing; each worker also
-claimed again whenever one of its executions ended. A claim that finds nothing costs as much CPU
-as a small write (~2.6 ms in the worker, 0.25 ms in PostgreSQL, loaded machine), and those claims
-made 4 workers cost 1.3x what 1 did per execution.
+A runner is told when it may claim: a turn (`bus.on_turn`) names a queued execution. In embedded
+mode every queued execution is the one runner's turn; in scaled mode the process that queued it
+wakes one available worker, then the next if it was not taken (events/turns.py). So:
 
-So, when other runners share the bus (the scaled mode), the gate keeps what the bus says:
-
-- which executions are QUEUED and not since claimed (their notices), so a worker whose slot
-  frees, or whose poll comes round, claims only when something is waiting;
-- the runners alive and with free slots (presence, from the bus), so the notice of a queued
-  execution is answered by one of them first: each orders the available runners by a hash of the
-  execution id and its name, the first claims at once, the next after STAGGER_SECONDS if it is
-  still queued, and so on. A runner that is full, gone, or slow only delays the next one.
+- on a turn with a free slot, claim now; without one, remember that something waits, and claim
+  when a slot frees;
+- a claim that filled every free slot may have left more waiting: claim again when a slot frees;
+- otherwise, when other runners share the bus, claim only when the safety claim is due: about
+  one per POLLS_PER_SAFETY_CLAIM polls for the whole cluster, for work queued without a turn
+  anybody heard (e.g. while the bus was reconnecting). Alone on its bus, a runner claims on every
+  poll, as it always did.
 
 It only ever delays or skips a claim that would have found nothing; claiming itself (SKIP LOCKED,
-the lease) is what keeps an execution from running twice. Alone on its bus (embedded mode,
-`peers()` None), a runner claims on every wake and poll, as it always did.
+the lease) is what keeps an execution from running twice.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import time
-import uuid
 from collections.abc import Callable
 
-from backend.schemas import EventType
-
-# Longer than a claim's transaction and its notice take to reach the others, so the next runner
-# usually hears the execution is taken before its turn comes.
-STAGGER_SECONDS = 0.05
-# Even with nothing heard queued, the runners claim about this many polls apart between them: a
-# safety net for work queued without a notice they heard (e.g. before they listened). Each runner's
-# own interval is this times the runners available, so it is one claim per interval for the
-# cluster, however many workers there are (each such claim costs a small write's CPU).
+# Even with no turn heard, the runners claim about this many polls apart between them. Each
+# runner's own interval is this times the runners available, so it is one claim per interval for
+# the cluster, however many workers there are (each such claim costs a small write's CPU).
 POLLS_PER_SAFETY_CLAIM = 10
-MAX_TRACKED = 10_000
-
-
-def turn(execution_id: uuid.UUID, name: str) -> bytes:
-    """The same order in every process (str hashes are salted per process), a different one per
-    execution. Not CRC32: it is linear, so one worker came first for about half the executions."""
-    return hashlib.blake2b(execution_id.bytes + name.encode(), digest_size=8).digest()
 
 
 class ClaimGate:
     def __init__(
         self,
-        name: str,
         poll_seconds: float,
         peers: Callable[[], dict[str, bool] | None],
         wake: Callable[[], None],
     ) -> None:
-        self.name = name
         self._peers = peers
         self._wake = wake
         self._poll_seconds = poll_seconds
         self._safety_seconds = poll_seconds * POLLS_PER_SAFETY_CLAIM
-        # Heard QUEUED, not since heard taken or withdrawn; with the timer of this runner's turn
-        # to claim it, cancelled when it goes (a cancelled timer never wakes the loop).
-        self._queued: dict[uuid.UUID, asyncio.TimerHandle | None] = {}
         self._backlog = True  # unknown at start: claim
         self._last_claim = time.monotonic()
 
-    def heard(self, execution_id: uuid.UUID, kind: EventType, room: bool) -> None:
-        """A status notice of any execution; a queued one wakes the claim loop when this
-        runner's turn comes (`room`: it has a free slot; if not, a freed slot claims it later)."""
-        peers = self._peers()
-        if peers is None:
-            if kind == EventType.EXECUTION_QUEUED:
-                self._wake()
-            return
-        if kind != EventType.EXECUTION_QUEUED:
-            self._forget(execution_id)
-            return
-        self._forget(execution_id)  # queued again (resumed): one turn, the new one
-        self._queued[execution_id] = None
-        while len(self._queued) > MAX_TRACKED:
-            self._forget(next(iter(self._queued)))
-        if not room:
-            return
-        mine = turn(execution_id, self.name)
-        others = [n for n, available in peers.items() if available and n != self.name]
-        ahead = sum(1 for n in others if turn(execution_id, n) < mine)
-        if ahead == 0:
+    def turn(self, room: bool) -> None:
+        """This runner's turn for a queued execution (`room`: it has a free slot)."""
+        if room:
             self._wake()
         else:
-            loop = asyncio.get_running_loop()
-            timer = loop.call_later(ahead * STAGGER_SECONDS, self._turn_came, execution_id)
-            self._queued[execution_id] = timer
+            self._backlog = True  # a freed slot claims it (unless another worker took it)
 
-    def _turn_came(self, execution_id: uuid.UUID) -> None:
-        if execution_id in self._queued:
-            self._queued[execution_id] = None
-            self._wake()
-
-    def _forget(self, execution_id: uuid.UUID) -> None:
-        timer = self._queued.pop(execution_id, None)
-        if timer is not None:
-            timer.cancel()
-
-    def claimed(self, ids: list[uuid.UUID], free: int) -> None:
-        for execution_id in ids:
-            self._forget(execution_id)
+    def claimed(self, count: int, free: int) -> None:
         # Every free slot taken: more may be waiting, so claim again when a slot frees.
-        self._backlog = len(ids) == free
+        self._backlog = count == free
         self._last_claim = time.monotonic()
 
     def missed(self) -> None:
-        """The bus may have lost notices: what is queued is unknown until the next claim."""
-        for execution_id in list(self._queued):
-            self._forget(execution_id)
+        """The bus may have lost turns: what is queued is unknown until the next claim."""
         self._backlog = True
 
     def worth_claiming(self) -> bool:
@@ -122,9 +63,9 @@ class ClaimGate:
         return self.safety_claim_in() <= 0
 
     def safety_claim_in(self) -> float:
-        """Seconds until a claim is worth making though nothing was heard queued (0 or less:
-        now, as something is or may be waiting)."""
-        if self._queued or self._backlog:
+        """Seconds until a claim is worth making though no turn came (0 or less: now, as
+        something is or may be waiting)."""
+        if self._backlog:
             return 0.0
         peers = self._peers() or {}
         runners = max(1, sum(1 for available in peers.values() if available))
@@ -132,8 +73,9 @@ class ClaimGate:
 
     def idle_wait(self) -> float:
         """How long the claim loop sleeps when nothing wakes it: a poll interval while something
-        is or may be waiting (it retries then), else until the safety claim is due, but at most
-        one safety interval (fewer runners may share it by then). Each wake-up of a Python
-        process costs about 0.1 ms of CPU here, so an idle worker does not poll for nothing."""
+        may be waiting, else until the safety claim is due, but at most one safety interval
+        (fewer runners may share it by then). A wake-up of a sleeping Python process costs CPU
+        (about 0.3 ms measured on a loaded two-core machine), so an idle worker does not poll
+        for nothing."""
         due = min(self.safety_claim_in(), self._safety_seconds)
         return max(self._poll_seconds, due)

@@ -26,7 +26,6 @@ from backend.runner.presence import Presence
 from backend.runner.reporter import CancelState, ExecutionReporter
 from backend.runner.resilience import LeaseClock, level_of, persist
 from backend.runner.worker_ids import make_worker_id, stopped_local_worker
-from backend.schemas import EventType
 from backend.services.execution_input import HumanInput
 from backend.services.execution_lifecycle import ExecutionGone, ExecutionLifecycle, RunHandle
 
@@ -61,10 +60,8 @@ class Runner:
         self._wakeup = asyncio.Event()
         self._has_work = asyncio.Event()  # set when an execution starts (the heartbeats' cue)
         self._claim_now = True  # the first pass claims; then wake() asks for a claim
-        self.gate = ClaimGate(
-            self.worker_id, settings.runner_poll_interval_seconds, service.bus.peers, self.wake
-        )
-        # Other runners share the bus (scaled mode): claim in turns (runner/claim_gate.py).
+        self.gate = ClaimGate(settings.runner_poll_interval_seconds, service.bus.peers, self.wake)
+        # Other runners share the bus (scaled mode): claim on turns (runner/claim_gate.py).
         self._shared = service.bus.peers() is not None
         self.presence = Presence(service.bus, self.worker_id, self._available)
         self._stopping = False
@@ -77,6 +74,10 @@ class Runner:
         """Claim now (new work, or the bus may have missed some)."""
         self._claim_now = True
         self._wakeup.set()
+
+    def turn(self, _execution_id: uuid.UUID) -> None:
+        """The bus says this runner may claim a queued execution now (its turn)."""
+        self.gate.turn(self._available())
 
     def cancel(self, execution_id: uuid.UUID, force: bool) -> None:
         running = self._running.get(execution_id)
@@ -130,6 +131,7 @@ class Runner:
         except Exception as exc:
             logger.log(level_of(exc), "runner could not check for crashed executions yet: {}", exc)
         metrics.runner_slots(capacity=self.settings.runner_concurrency)
+        self.service.bus.on_turn(self.turn)
         await self.presence.announce()
         self._background = [
             asyncio.create_task(self._claim_loop(), name="runner-claim"),
@@ -192,7 +194,7 @@ class Runner:
             if free > 0 and (asked or not self._shared or self.gate.worth_claiming()):
                 try:
                     claimed = await self.service.claim(self.worker_id, free)
-                    self.gate.claimed([run.id for run in claimed], free)
+                    self.gate.claimed(len(claimed), free)
                     if claimed:
                         self.clock.renewed()  # a claim writes the lease, as a heartbeat does
                     backoff = 0.5
@@ -233,8 +235,8 @@ class Runner:
         return crashed
 
     async def _control_loop(self) -> None:
-        """Wakes the claim loop on new work and cancels what a request asks to cancel, whichever
-        process the request came to."""
+        """Cancels what a request asks to cancel, whichever process the request came to, and
+        claims at once after the bus may have lost turns."""
         while not self._stopping:
             try:
                 async with self.service.runner_feed() as feed:
@@ -244,11 +246,8 @@ class Runner:
                             self.gate.missed()
                             self.wake()
                             await self._recheck_cancellations()
-                        for item in batch:
-                            if item.type != EventType.EXECUTION_CANCELLING:
-                                room = self.active < self.settings.runner_concurrency
-                                self.gate.heard(item.execution_id, item.type, room)
-                            elif item.execution_id in self._running:
+                        for item in batch:  # cancellation requests (runner_feed)
+                            if item.execution_id in self._running:
                                 self.cancel(item.execution_id, item.force)
             except Exception as exc:
                 logger.log(level_of(exc), "runner control feed failed ({}); resubscribing", exc)

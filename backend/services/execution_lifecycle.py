@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Row
 
-from backend.events.bus import QUEUE_EVENTS, EventBus, UpdateSubscription
+from backend.events.bus import EventBus, UpdateSubscription
 from backend.repositories.execution_run import RunRow, TaskUpdate, run_row
 from backend.repositories.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from backend.schemas import (
@@ -83,11 +83,11 @@ class ExecutionLifecycle:
         self._writes = RunWrites(uow, bus)
 
     def runner_feed(self) -> AbstractAsyncContextManager[UpdateSubscription]:
-        """What runners listen to, in every workspace: the status changes they act on. New work
-        (EXECUTION_QUEUED), cancellation requests (EXECUTION_CANCELLING, with `force`), and which
-        queued executions were taken (EXECUTION_STARTED) or withdrawn (EXECUTION_CANCELLED)
-        meanwhile. In scaled mode these reach every worker process through the bus."""
-        return self.bus.subscribe_updates(lambda item: item.type in QUEUE_EVENTS, internal=True)
+        """What runners listen to, in every workspace: cancellation requests
+        (EXECUTION_CANCELLING, with `force`), which reach every worker process in scaled mode.
+        New work comes as turns (`bus.on_turn`)."""
+        cancelling = EventType.EXECUTION_CANCELLING
+        return self.bus.subscribe_updates(lambda item: item.type == cancelling, internal=True)
 
     async def claim(self, worker_id: str, limit: int) -> list[RunHandle]:
         """Moves up to `limit` of the oldest QUEUED executions to RUNNING for this worker."""

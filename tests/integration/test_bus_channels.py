@@ -1,10 +1,10 @@
-"""The PostgreSQL bus's two event channels: the status changes workers act on (queued, taken,
-cancelled) on one, every other event on another.
+"""The PostgreSQL bus's channels: every event on one but cancellation requests, which go on
+another that workers hear too; and a queued execution's turn, sent to one worker's own channel.
 
-A process serving subscribers hears both, in commit order, as one stream; a worker hears only the
-first: not an execution's steps, nor how a run it did not take ended. Notifications go out in the
-writing transaction, as the services send them; the events here are notices only (no rows), since
-the bus carries no content by itself.
+A process serving subscribers hears both event channels, in commit order, as one stream; a worker
+hears only cancellation requests and its turns: not an execution's steps, nor its status changes.
+Notifications go out in the writing transaction, as the services send them; the events here are
+notices only (no rows), since the bus carries no content by itself.
 """
 
 from __future__ import annotations
@@ -17,24 +17,26 @@ import pytest
 
 from backend.config.settings import Settings
 from backend.db.engine import create_engine, create_sessionmaker
-from backend.events.bus import QUEUE_EVENTS, STATUS_EVENTS, BusEvent
-from backend.events.postgres import CHANNEL, PROGRESS_CHANNEL, PostgresEventBus, decode, notices
+from backend.events.bus import STATUS_EVENTS, BusEvent
+from backend.events.postgres import CANCELS_CHANNEL, CHANNEL, PostgresEventBus, decode, notices
+from backend.events.turns import STAGGER_SECONDS
 from backend.models import DEFAULT_WORKSPACE_ID as WS
 from backend.repositories.unit_of_work import UnitOfWork
 from backend.schemas import EventType, ExecutionStatus
 
-RUNNING, CANCELLED = ExecutionStatus.RUNNING, ExecutionStatus.CANCELLED
+RUNNING = ExecutionStatus.RUNNING
+CANCELLING = EventType.EXECUTION_CANCELLING
 # One execution's life in the order a runner writes it: status changes and steps interleaved.
 LIFE = [
     (EventType.EXECUTION_QUEUED, ExecutionStatus.QUEUED),
     (EventType.EXECUTION_STARTED, RUNNING),
     (EventType.TASK_STARTED, RUNNING),
     (EventType.TASK_OUTPUT, RUNNING),
-    (EventType.TASK_COMPLETED, RUNNING),
-    (EventType.TASK_STARTED, RUNNING),
-    (EventType.TASK_COMPLETED, RUNNING),
-    (EventType.EXECUTION_COMPLETED, ExecutionStatus.COMPLETED),
+    (CANCELLING, ExecutionStatus.CANCELLING),
+    (EventType.TASK_COMPLETED, ExecutionStatus.CANCELLING),
+    (EventType.EXECUTION_CANCELLED, ExecutionStatus.CANCELLED),
 ]
+WORKER = "elsewhere:1:channels"
 
 
 def life(execution_id: uuid.UUID, first_seq: int = 1) -> list[BusEvent]:
@@ -47,13 +49,10 @@ def life(execution_id: uuid.UUID, first_seq: int = 1) -> list[BusEvent]:
 def test_runs_of_each_kind_go_to_their_channel_in_order() -> None:
     events = life(uuid.uuid4())
     sent = notices(events)
-    assert [channel for channel, _ in sent] == [CHANNEL, PROGRESS_CHANNEL]
+    assert [channel for channel, _ in sent] == [CHANNEL, CANCELS_CHANNEL, CHANNEL]
     assert [e.seq for _, payload in sent for e in decode(payload)] == [e.seq for e in events]
     for channel, payload in sent:
-        assert all((e.type in QUEUE_EVENTS) == (channel == CHANNEL) for e in decode(payload))
-    # A cancellation while queued is for workers; the end of a run is not.
-    cancelled = BusEvent(WS, None, uuid.uuid4(), 1, EventType.EXECUTION_CANCELLED, CANCELLED)
-    assert [channel for channel, _ in notices([cancelled])] == [CHANNEL]
+        assert all((e.type == CANCELLING) == (channel == CANCELS_CHANNEL) for e in decode(payload))
 
 
 def test_a_long_run_is_cut_into_payloads_of_fifty() -> None:
@@ -69,7 +68,7 @@ async def buses(backend: str, settings: Settings) -> AsyncIterator[tuple[Postgre
     if backend != "postgres":
         pytest.skip("LISTEN/NOTIFY: PostgreSQL only")
     replica = PostgresEventBus(settings.database_url, 256)
-    worker = PostgresEventBus(settings.database_url, 256, progress=False)
+    worker = PostgresEventBus(settings.database_url, 256, hears_events=False)
     for bus in (replica, worker):
         await bus.start()
         assert bus.listening
@@ -80,10 +79,18 @@ async def buses(backend: str, settings: Settings) -> AsyncIterator[tuple[Postgre
             await bus.stop()
 
 
-async def test_a_replica_hears_every_event_in_order_and_a_worker_only_queue_changes(
+async def test_a_replica_hears_every_event_in_order_a_worker_its_turns_and_cancellations(
     buses: tuple[PostgresEventBus, PostgresEventBus], settings: Settings
 ) -> None:
     replica, worker = buses
+    turns: list[uuid.UUID] = []
+    worker.on_turn(turns.append)
+    await worker.announce(WORKER, True)
+    for _ in range(500):  # the replica hears the worker's presence
+        if WORKER in replica.peers():
+            break
+        await asyncio.sleep(0.02)
+    assert WORKER in replica.peers()
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
     first, second = uuid.uuid4(), uuid.uuid4()
@@ -94,10 +101,8 @@ async def test_a_replica_hears_every_event_in_order_and_a_worker_only_queue_chan
             worker.subscribe(first) as unwatched,
             worker.subscribe_updates(lambda _item: True, internal=True) as worker_feed,
         ):
-            # Two transactions per execution, the two executions' commits interleaved; then a
-            # third execution queued, after which the worker has heard all it ever will.
-            last = life(uuid.uuid4())[:1]
-            batches = [life(first)[:4], life(second)[:3], life(first)[4:], life(second)[3:], last]
+            # Two transactions per execution, the two executions' commits interleaved.
+            batches = [life(first)[:4], life(second)[:3], life(first)[4:], life(second)[3:]]
             for batch in batches:
                 async with UnitOfWork(sessions) as uow:
                     await replica.stage(uow, batch)
@@ -111,7 +116,7 @@ async def test_a_replica_hears_every_event_in_order_and_a_worker_only_queue_chan
                 (e.seq, e.type) for e in sent if e.execution_id == first
             ]
 
-            for feed, kinds in ((replica_feed, STATUS_EVENTS), (worker_feed, QUEUE_EVENTS)):
+            for feed, kinds in ((replica_feed, STATUS_EVENTS), (worker_feed, {CANCELLING})):
                 expected = [(e.execution_id, e.seq) for e in sent if e.type in kinds]
                 fed: list[BusEvent] = []
                 async with asyncio.timeout(10):
@@ -119,13 +124,14 @@ async def test_a_replica_hears_every_event_in_order_and_a_worker_only_queue_chan
                         fed.extend(await feed.next_batch())
                 assert [(e.execution_id, e.seq) for e in fed] == expected
 
-            # The worker heard the last execution queued, so everything sent before it: of
-            # `first`, only that it was queued and taken (no step, not its completion).
+            # The worker heard the last cancellation request, so everything sent before it: of
+            # `first`, only the request to cancel it; and each execution's turn, once (both were
+            # heard taken, so the replica passed no turn on).
             async with asyncio.timeout(10):
                 on_worker = await unwatched.next_batch()
-            assert [e.type for e in on_worker] == [
-                EventType.EXECUTION_QUEUED,
-                EventType.EXECUTION_STARTED,
-            ]
+            assert [e.type for e in on_worker] == [CANCELLING]
+            await asyncio.sleep(STAGGER_SECONDS * 3)
+            assert turns == [first, second]
+            assert replica.turns.following == 0
     finally:
         await engine.dispose()
