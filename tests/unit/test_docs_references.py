@@ -130,6 +130,8 @@ EXTERNAL = frozenset(
         "application_name",
         "crewql_events",
         "crewql_progress",
+        "crewql_cancels",
+        "crewql_turns",
         "connection_init",
         "Accept",
         "Authorization",
