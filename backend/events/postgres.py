@@ -126,7 +126,7 @@ class PostgresEventBus(LocalFanout):
         super().__init__(buffer_size)
         self._channels = (CHANNEL, CANCELS_CHANNEL) if hears_events else (CANCELS_CHANNEL,)
         # Hearing every EXECUTION_STARTED, a replica passes on the turns nobody took.
-        self.turns = TurnRouter(self._turn_notice, follows=hears_events)
+        self.turns = TurnRouter(self._notify_now, follows=hears_events)
         self._runners: list[str] = []  # whose turns this process listens for
         self._dsn = asyncpg_dsn(database_url)
         self._reconnect_max = reconnect_max_seconds
@@ -249,9 +249,9 @@ class PostgresEventBus(LocalFanout):
             if connection is not None and self._listening.is_set():
                 async with self._statement:
                     await self._listen_for_turns(connection, name)
-        await self._turn_notice(PRESENCE_CHANNEL, payload)
+        await self._notify_now(PRESENCE_CHANNEL, payload)
 
-    async def _turn_notice(self, channel: str, payload: str) -> None:
+    async def _notify_now(self, channel: str, payload: str) -> None:
         """A notification outside any transaction, on the listening connection (skipped while
         it is down: turns and presence are best effort)."""
         connection = self._connection
