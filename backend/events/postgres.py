@@ -161,6 +161,7 @@ class PostgresEventBus(LocalFanout):
             logger.error("event bus: not listening yet; retrying in the background")
 
     async def stop(self) -> None:
+        self.turns.close()  # no turn passed on by a process that is leaving
         if self._hydrator is not None:
             self._hydrator.cancel()
             await asyncio.gather(self._hydrator, return_exceptions=True)

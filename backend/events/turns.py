@@ -89,6 +89,10 @@ class TurnRouter:
         if timer is not None:
             timer.cancel()
 
+    def close(self) -> None:
+        for execution_id in list(self._pending):
+            self.taken(execution_id)
+
     @property
     def following(self) -> int:
         return len(self._pending)

@@ -58,6 +58,15 @@ async def test_full_runners_get_no_turn_and_with_none_known_every_worker_gets_it
     assert router.first(execution_id, {}) == (TURNS_CHANNEL, [])
 
 
+async def test_a_closed_router_passes_no_turn_on() -> None:
+    sent = Sent()
+    router = TurnRouter(sent, follows=True)
+    router.follow(uuid.uuid4(), NAMES[1:])
+    router.close()  # the process stops
+    await settle(len(NAMES) + 1)
+    assert sent.notices == []
+
+
 async def test_a_process_that_does_not_hear_executions_taken_does_not_follow_up() -> None:
     sent = Sent()
     router = TurnRouter(sent, follows=False)  # a worker: it hears no EXECUTION_STARTED
